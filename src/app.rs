@@ -1,0 +1,179 @@
+//! The application: shared state, the router of every domain, and `serve`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::{middleware, Extension, Router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::TokenKeys;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{redact_url, Db};
+use crate::{accounts, error, ops, telemetry};
+
+/// Everything a request handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub tokens: Arc<TokenKeys>,
+    pub clock: Arc<dyn Clock>,
+    pub login_limiter: Arc<accounts::LoginLimiter>,
+}
+
+/// Connects and migrates the database, loads the signing key and creates the bootstrap
+/// operator: everything that must be true before the first request.
+pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let url = config.database_url.expose().to_owned();
+    let db = Db::connect(&url, config.db_max_connections)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&url)))?;
+    db.migrate().await?;
+    tracing::info!(database = %redact_url(&url), backend = ?db.backend(), "database ready");
+
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.expose().to_owned(),
+        None => {
+            db.setting_or_insert("jwt_secret", &crate::ids::new_secret(64))
+                .await?
+        }
+    };
+    let tokens = TokenKeys::new(secret.as_bytes(), config.jwt_ttl_secs);
+
+    if let (Some(email), Some(password)) = (&config.operator_email, &config.operator_password) {
+        let created = accounts::ensure_operator(&db, email, password.expose(), clock.now()).await?;
+        if created {
+            tracing::info!(%email, "bootstrap operator account created");
+        }
+    }
+
+    let login_limiter = accounts::LoginLimiter::new(&config);
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        tokens: Arc::new(tokens),
+        clock,
+        login_limiter: Arc::new(login_limiter),
+    })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "scootfleet", description = "Free-floating electric scooter sharing: riders, crews, operators, scooters."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of every route, as served at `/openapi.json`.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Arc<String>);
+
+/// Every route of the service, with its OpenAPI description collected alongside.
+pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request is counted.
+    telemetry::prometheus();
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(accounts::http::router())
+        .merge(ops::http::router())
+        .split_for_parts();
+    let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
+    router
+        .fallback(error::not_found)
+        .layer(middleware::from_fn(telemetry::track_http))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .layer(CatchPanicLayer::custom(|_| {
+            use axum::response::IntoResponse;
+            error::Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        }))
+        .layer(Extension(OpenApiJson(Arc::new(api))))
+        .with_state(state)
+}
+
+/// Background work that runs beside the HTTP server until shutdown.
+fn spawn_workers(_state: &AppState, _shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    Vec::new()
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves: in-flight requests finish,
+/// background workers stop and are awaited, then the pool closes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_workers, stop_rx) = watch::channel(false);
+    let workers = spawn_workers(&state, stop_rx);
+    let app = router(state.clone());
+    tracing::info!(address = %listener.local_addr()?, "scootfleet listening");
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    let _ = stop_workers.send(true);
+    for worker in workers {
+        if let Err(err) = worker.await {
+            tracing::error!(error = %err, "a background worker failed");
+        }
+    }
+    state.db.close().await;
+    tracing::info!("scootfleet stopped");
+    served.context("serving HTTP")
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

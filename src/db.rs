@@ -1,0 +1,206 @@
+//! The database: one enum over the SQLite and PostgreSQL pools, SQL written once.
+//!
+//! Queries use the common dialect (`$1` placeholders, `returning`, `on conflict`) and run on
+//! either pool through [`db_run!`]. Times are stored as Unix milliseconds (`BIGINT`), money as
+//! integer minor units, so the two engines compare and sum alike.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Which engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool on one of the two supported engines.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression on whichever pool `db` holds, binding it to `$pool`.
+///
+/// The expression is compiled once per engine, so a query string and its binds are written
+/// once and type-checked against both drivers.
+#[macro_export]
+macro_rules! db_run {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Why a database URL could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported database URL scheme `{0}`: use sqlite://FILE or postgres://…")]
+    UnknownScheme(String),
+    #[error("could not connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("could not migrate the database: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl Db {
+    /// Opens a pool for `url`, refusing schemes other than `sqlite:` and `postgres(ql):`.
+    ///
+    /// A SQLite file is created when missing; anything else never silently becomes one.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        match scheme {
+            "sqlite" => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(ConnectError::Connect)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .connect_with(options)
+                    .await
+                    .map_err(ConnectError::Connect)?;
+                Ok(Db::Sqlite(pool))
+            }
+            "postgres" | "postgresql" => {
+                let options = PgConnectOptions::from_str(url).map_err(ConnectError::Connect)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(ConnectError::Connect)?;
+                Ok(Db::Postgres(pool))
+            }
+            other => Err(ConnectError::UnknownScheme(other.to_owned())),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the migrations of this engine (`migrations/sqlite` or `migrations/postgres`).
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        }
+        .map_err(ConnectError::Migrate)
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        db_run!(self, |pool| sqlx::query("select 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        db_run!(self, |pool| pool.close().await)
+    }
+
+    /// Reads a server setting kept in the database.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        db_run!(self, |pool| {
+            sqlx::query_scalar("select value from settings where key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// Stores `value` under `key` unless a value is already there; returns the value kept.
+    ///
+    /// Several servers starting at once on one database all end up with the same value.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, sqlx::Error> {
+        db_run!(self, |pool| {
+            sqlx::query(
+                "insert into settings (key, value) values ($1, $2) on conflict (key) do nothing",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await?;
+            sqlx::query_scalar("select value from settings where key = $1")
+                .bind(key)
+                .fetch_one(pool)
+                .await
+        })
+    }
+
+    /// Stores `value` under `key`, replacing any previous value.
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
+        db_run!(self, |pool| {
+            sqlx::query(
+                "insert into settings (key, value) values ($1, $2) \
+                 on conflict (key) do update set value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+}
+
+/// True when `err` is a unique-constraint violation, on either engine.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// `url` with any password replaced, for log lines.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => match url[start + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}://{}:***{}", &url[..start], user, &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_url("sqlite://scootfleet.db"),
+            "sqlite://scootfleet.db"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_unknown_schemes() {
+        let err = Db::connect("mysql://localhost/x", 1).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unsupported database URL scheme `mysql`"),
+            "{err}"
+        );
+        let err = Db::connect("scootfleet.db", 1).await.unwrap_err();
+        assert!(matches!(err, ConnectError::UnknownScheme(_)), "{err}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Running the service: health, Prometheus metrics and the OpenAPI description.
+
+pub mod http;

@@ -1,0 +1,88 @@
+//! Observability: structured logs with a span per request, Prometheus metrics by route.
+//!
+//! (Scooters' position reports are the fleet's telemetry and live in `fleet`.)
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global log subscriber; `RUST_LOG` refines the default `info` level.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A second call (tests start many servers in one process) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("duration_seconds".into()),
+                &[
+                    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    5.0,
+                ],
+            )
+            .map(PrometheusBuilder::build_recorder);
+        match recorder {
+            Ok(recorder) => {
+                let handle = recorder.handle();
+                // Fails only if another recorder is installed; ours then stays empty.
+                if metrics::set_global_recorder(recorder).is_err() {
+                    tracing::warn!("a metrics recorder was already installed");
+                }
+                handle
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "metrics buckets rejected; using defaults");
+                let recorder = PrometheusBuilder::new().build_recorder();
+                let handle = recorder.handle();
+                let _ = metrics::set_global_recorder(recorder);
+                handle
+            }
+        }
+    })
+}
+
+/// Counts requests and times them, labelled by route template (never the raw path).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(elapsed);
+    response
+}
+
+/// The span each request runs in: method and route template, no query string or ids.
+pub fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
+    tracing::info_span!("request", method = %request.method(), route = %route)
+}
