@@ -152,3 +152,41 @@ mod scenarios {
         }
     }
 }
+
+/// A request already being received when shutdown starts is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let database = common::TestDatabase::create(scootfleet::db::Backend::Sqlite).await;
+    let config = Config::for_database(&database.url);
+    let clock = std::sync::Arc::new(scootfleet::clock::ManualClock::new(common::default_now()));
+    let state = scootfleet::app::build_state(config, clock).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(scootfleet::app::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    let body = r#"{"email": "late@example.com", "password": "correct horse battery"}"#;
+    let (first, rest) = body.split_at(10);
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/auth/signup HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{first}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    stop.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    server.await.unwrap().unwrap();
+    // Once stopped, nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(address).await.is_err());
+}
