@@ -16,6 +16,8 @@ pub mod db;
 pub mod error;
 /// Opaque identifiers and random secrets.
 pub mod ids;
+/// Public feeds (GBFS v3.0).
+pub mod feeds;
 /// Health, metrics and the OpenAPI document.
 pub mod ops;
 /// Logs and metrics of the server itself.

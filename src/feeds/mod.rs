@@ -1,0 +1,3 @@
+//! Public feeds: GBFS v3.0 for journey planners.
+
+pub mod gbfs;
