@@ -20,5 +20,7 @@ pub mod ids;
 pub mod feeds;
 /// Health, metrics and the OpenAPI document.
 pub mod ops;
+/// Rides: unlock, ride, park, end.
+pub mod rides;
 /// Logs and metrics of the server itself.
 pub mod telemetry;
