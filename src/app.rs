@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, error, ops, telemetry};
+use crate::{accounts, console, error, ops, telemetry};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -102,7 +102,9 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::http::router())
         .merge(ops::http::router())
+        .merge(console::router())
         .split_for_parts();
+    let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
     router
         .fallback(error::not_found)

@@ -103,6 +103,27 @@ pub struct Config {
     #[arg(long, env = "SCOOTFLEET_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// Range below which a scooter is not offered to riders, in km.
+    #[arg(long, env = "SCOOTFLEET_RENTAL_FLOOR_KM", default_value_t = 5.0)]
+    pub rental_floor_km: f64,
+
+    /// Range below which a scooter gets a battery-swap task, in km.
+    #[arg(long, env = "SCOOTFLEET_SWAP_THRESHOLD_KM", default_value_t = 10.0)]
+    pub swap_threshold_km: f64,
+
+    /// Where the built operator console is (`console/dist` after `npm run build`).
+    #[arg(long, env = "SCOOTFLEET_CONSOLE_DIR", default_value = "console/dist")]
+    pub console_dir: std::path::PathBuf,
+
+    /// Raster basemap tile URL for the console map (`https://…/{z}/{x}/{y}.png`); none draws
+    /// zones and scooters on a plain background.
+    #[arg(long, env = "SCOOTFLEET_BASEMAP_URL")]
+    pub basemap_url: Option<String>,
+
+    /// Attribution shown under that basemap.
+    #[arg(long, env = "SCOOTFLEET_BASEMAP_ATTRIBUTION")]
+    pub basemap_attribution: Option<String>,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "SCOOTFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

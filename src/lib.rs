@@ -10,14 +10,16 @@ pub mod auth;
 pub mod clock;
 /// Settings from environment variables and CLI flags.
 pub mod config;
+/// The operator console's static files and settings.
+pub mod console;
 /// The SQLite/PostgreSQL pool and the one-code-path query helper.
 pub mod db;
 /// The error type and its problem documents.
 pub mod error;
-/// Opaque identifiers and random secrets.
-pub mod ids;
 /// Public feeds (GBFS v3.0).
 pub mod feeds;
+/// Opaque identifiers and random secrets.
+pub mod ids;
 /// Health, metrics and the OpenAPI document.
 pub mod ops;
 /// Rides: unlock, ride, park, end.

@@ -261,7 +261,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn schema_dir() -> Option<PathBuf> {
@@ -272,9 +274,10 @@ mod tests {
     /// The schema violations of `doc`, or `None` when the schemas are absent.
     fn violations(feed: &str, doc: &Value) -> Option<Vec<String>> {
         let dir = schema_dir()?;
-        let mut schema: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{feed}.json"))).unwrap())
-                .unwrap();
+        let mut schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{feed}.json"))).unwrap(),
+        )
+        .unwrap();
         // The schemas' `$id`s carry fragments, which the validator refuses as base URIs;
         // they hold no `$ref`, so the id is not needed to validate.
         if let Some(object) = schema.as_object_mut() {
@@ -358,7 +361,10 @@ mod tests {
         };
         let plans = system_pricing_plans(&tariff, now());
         assert_valid("system_pricing_plans", &plans);
-        assert_eq!(plans["data"]["plans"][0]["per_min_pricing"][0]["rate"], 0.28);
+        assert_eq!(
+            plans["data"]["plans"][0]["per_min_pricing"][0]["rate"],
+            0.28
+        );
     }
 
     #[test]
@@ -370,7 +376,8 @@ mod tests {
             .windows(2)
             .map(|w| {
                 let (a, b) = (&w[0], &w[1]);
-                a[0].as_f64().unwrap() * b[1].as_f64().unwrap() - b[0].as_f64().unwrap() * a[1].as_f64().unwrap()
+                a[0].as_f64().unwrap() * b[1].as_f64().unwrap()
+                    - b[0].as_f64().unwrap() * a[1].as_f64().unwrap()
             })
             .sum();
         assert!(area > 0.0, "exterior ring must be counter-clockwise");

@@ -68,9 +68,15 @@ pub enum UnlockRefusal {
 pub fn unlock_refusal(facts: &UnlockFacts) -> Option<UnlockRefusal> {
     let checks = [
         (facts.scooter_exists, UnlockRefusal::ScooterNotFound),
-        (!facts.rider_has_active_ride, UnlockRefusal::RiderHasActiveRide),
+        (
+            !facts.rider_has_active_ride,
+            UnlockRefusal::RiderHasActiveRide,
+        ),
         (facts.service_open, UnlockRefusal::OutsideOperatingHours),
-        (facts.scooter_free_for_rider, UnlockRefusal::ScooterUnavailable),
+        (
+            facts.scooter_free_for_rider,
+            UnlockRefusal::ScooterUnavailable,
+        ),
         (facts.range_at_or_above_floor, UnlockRefusal::BatteryTooLow),
         (facts.scooter_inside_zone, UnlockRefusal::ScooterOutsideZone),
         (facts.rider_can_pay, UnlockRefusal::PaymentRequired),

@@ -1,0 +1,275 @@
+// The operator console: sign in, then a live map of the fleet with the panels around it.
+
+import './style.css';
+import { ApiError, get, getAllPages, post, put, setToken, token } from './api.js';
+import { subscribe } from './live.js';
+import { STATE_COLOURS, createMap, rangeColours, setColourMode } from './map.js';
+
+const $ = (selector) => document.querySelector(selector);
+
+function showError(name, error) {
+  const slot = document.querySelector(`[data-error-for="${name}"]`);
+  if (slot) slot.textContent = error ? error.message : '';
+}
+
+async function submitting(name, form, action) {
+  showError(name, null);
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    showError(name, error);
+    if (!(error instanceof ApiError)) console.error(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- Sign-in -------------------------------------------------------------------------
+
+function showSignIn() {
+  $('#console').hidden = true;
+  $('#signin').hidden = false;
+}
+
+$('#signin-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  submitting('signin', form, async () => {
+    const answer = await post('/v1/auth/login', {
+      email: form.email.value,
+      password: form.password.value,
+    });
+    if (answer.role !== 'operator') {
+      throw new Error('This account is not an operator account.');
+    }
+    setToken(answer.access_token);
+    await start();
+  });
+});
+
+$('#signout').addEventListener('click', () => {
+  setToken(null);
+  window.location.reload();
+});
+
+// --- The fleet as the map shows it ---------------------------------------------------
+
+const scooters = new Map();
+const crews = new Map();
+let tasks = [];
+let map;
+let config;
+let renderPending = false;
+
+function scooterFeature(s) {
+  return {
+    type: 'Feature',
+    id: s.scooter_id,
+    geometry: { type: 'Point', coordinates: [s.lon, s.lat] },
+    properties: { ...s },
+  };
+}
+
+function render() {
+  if (renderPending || !map) return;
+  renderPending = true;
+  requestAnimationFrame(() => {
+    renderPending = false;
+    map.getSource('scooters').setData({ type: 'FeatureCollection', features: [...scooters.values()] });
+    map.getSource('crews').setData({
+      type: 'FeatureCollection',
+      features: [...crews.values()]
+        .filter((c) => c.lat != null && c.lon != null)
+        .map((c) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [c.lon, c.lat] }, properties: c })),
+    });
+    map.getSource('tasks').setData({
+      type: 'FeatureCollection',
+      features: tasks
+        .filter((t) => t.crew_id && crews.get(t.crew_id)?.lat != null)
+        .map((t) => {
+          const crew = crews.get(t.crew_id);
+          return {
+            type: 'Feature',
+            geometry: { type: 'LineString', coordinates: [[crew.lon, crew.lat], [t.lon, t.lat]] },
+            properties: t,
+          };
+        }),
+    });
+  });
+}
+
+function applyScooter(s) {
+  scooters.set(s.scooter_id, scooterFeature({ ...(scooters.get(s.scooter_id)?.properties || {}), ...s }));
+  render();
+}
+
+async function loadFleet() {
+  const all = await getAllPages('/v1/ops/fleet?limit=5000', 'scooters');
+  scooters.clear();
+  for (const s of all) scooters.set(s.scooter_id, scooterFeature(s));
+  render();
+}
+
+async function loadZones() {
+  const zones = await get('/v1/ops/zones');
+  map.getSource('zones').setData(zones);
+}
+
+async function loadTasksAndCrews() {
+  try {
+    const answer = await get('/v1/ops/tasks');
+    tasks = (answer.tasks || []).filter((t) => ['open', 'assigned', 'accepted'].includes(t.status));
+  } catch (error) {
+    tasks = [];
+  }
+  try {
+    const answer = await get('/v1/ops/crews');
+    crews.clear();
+    for (const c of answer.crews || []) crews.set(c.crew_id, c);
+  } catch (error) {
+    crews.clear();
+  }
+  render();
+}
+
+function onLiveEvent(event) {
+  if (event.type === 'scooter') applyScooter(event.scooter);
+  else if (event.type === 'task' || event.type === 'crew') loadTasksAndCrews();
+  else if (event.type === 'zones') loadZones();
+}
+
+// --- Panels --------------------------------------------------------------------------
+
+function legend(mode) {
+  const entries = mode === 'state' ? Object.entries(STATE_COLOURS) : rangeColours(config);
+  $('#legend').replaceChildren(
+    ...entries.map(([label, colour]) => {
+      const item = document.createElement('li');
+      item.innerHTML = `<span class="swatch" style="background:${colour}"></span>`;
+      item.append(label.replaceAll('_', ' '));
+      return item;
+    }),
+  );
+}
+
+function describe(list, entries) {
+  list.replaceChildren(
+    ...entries.flatMap(([term, value]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = term;
+      const dd = document.createElement('dd');
+      dd.textContent = value ?? '—';
+      return [dt, dd];
+    }),
+  );
+}
+
+async function loadNumbers() {
+  try {
+    const kpis = await get('/v1/ops/kpis');
+    describe($('#numbers'), Object.entries(kpis).map(([k, v]) => [k.replaceAll('_', ' '), typeof v === 'object' ? JSON.stringify(v) : v]));
+  } catch (error) {
+    describe($('#numbers'), [['numbers', error.message]]);
+  }
+}
+
+async function loadHours() {
+  try {
+    const hours = await get('/v1/ops/hours');
+    const form = $('#hours-form');
+    form.timezone.value = hours.timezone;
+    form.open.value = hours.open;
+    form.close.value = hours.close;
+  } catch (error) {
+    showError('hours', error);
+  }
+}
+
+async function loadPrices() {
+  try {
+    const { packs } = await get('/v1/packs');
+    $('#packs').replaceChildren(
+      ...packs.map((p) => {
+        const item = document.createElement('li');
+        item.textContent = `${p.minutes} minutes for ${p.price} ${p.currency}`;
+        return item;
+      }),
+    );
+  } catch (error) {
+    showError('tariff', error);
+  }
+  try {
+    const tariff = await get('/v1/ops/tariff');
+    $('#tariff-form').price_per_minute.value = tariff.price_per_minute;
+  } catch (error) {
+    showError('tariff', error);
+  }
+}
+
+function wirePanels() {
+  for (const radio of document.querySelectorAll('input[name="colour"]')) {
+    radio.addEventListener('change', () => {
+      setColourMode(map, radio.value, config);
+      legend(radio.value);
+    });
+  }
+  $('#zones-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    submitting('zones', form, async () => {
+      const text = await form.file.files[0].text();
+      await put('/v1/ops/zones', text, { raw: true });
+      await loadZones();
+    });
+  });
+  $('#hours-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    submitting('hours', form, () =>
+      put('/v1/ops/hours', { timezone: form.timezone.value, open: form.open.value, close: form.close.value }),
+    );
+  });
+  $('#tariff-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    submitting('tariff', form, () => put('/v1/ops/tariff', { price_per_minute: form.price_per_minute.value }));
+  });
+  map.on('click', 'scooters', (event) => {
+    const s = event.features[0].properties;
+    const task = tasks.find((t) => t.scooter_id === s.scooter_id);
+    describe($('#selected'), [
+      ['scooter', s.scooter_id],
+      ['state', s.state],
+      ['range', `${Number(s.range_km).toFixed(1)} km`],
+      ['battery', `${s.battery_pct} %`],
+      ['last seen', s.last_seen_at],
+      ['swap task', task ? `${task.status}${task.crew_id ? ` (crew ${task.crew_id})` : ''}` : 'none'],
+    ]);
+  });
+  map.on('mouseenter', 'scooters', () => (map.getCanvas().style.cursor = 'pointer'));
+  map.on('mouseleave', 'scooters', () => (map.getCanvas().style.cursor = ''));
+}
+
+// --- Start ---------------------------------------------------------------------------
+
+async function start() {
+  $('#signin').hidden = true;
+  $('#console').hidden = false;
+  config = await get('/console/config.json');
+  map = await createMap($('#map'), config);
+  window.scootfleetConsole = { map, scooters };
+  wirePanels();
+  legend('range');
+  await Promise.all([loadFleet(), loadZones(), loadTasksAndCrews(), loadNumbers(), loadHours(), loadPrices()]);
+  subscribe('/v1/ops/live', onLiveEvent, (up) => {
+    $('#live-status').classList.toggle('up', up);
+    if (up) loadFleet();
+  });
+  setInterval(loadNumbers, 30000);
+  document.body.dataset.ready = 'true';
+}
+
+if (token()) start().catch(showSignIn);
+else showSignIn();
