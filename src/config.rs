@@ -106,6 +106,38 @@ pub struct Config {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "SCOOTFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The least battery range, in km, a scooter needs to be rented.
+    #[arg(long, env = "SCOOTFLEET_RENTAL_FLOOR_KM", default_value_t = 5.0)]
+    pub rental_floor_km: f64,
+
+    /// A scooter not heard from for this many seconds becomes `non_contactable`.
+    #[arg(long, env = "SCOOTFLEET_SILENCE_TIMEOUT_SECS", default_value_t = 600)]
+    pub silence_timeout_secs: u64,
+
+    /// How often the fleet looks for silent scooters, in milliseconds.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_FLEET_SWEEP_INTERVAL_MS",
+        default_value_t = 5000
+    )]
+    pub fleet_sweep_interval_ms: u64,
+
+    /// Days telemetry history is kept before it is deleted.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_TELEMETRY_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub telemetry_retention_days: u32,
+
+    /// How often expired telemetry is deleted, in seconds.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_TELEMETRY_RETENTION_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub telemetry_retention_interval_secs: u64,
 }
 
 impl Config {

@@ -14,6 +14,8 @@ pub mod config;
 pub mod db;
 /// The error type and its problem documents.
 pub mod error;
+/// The fleet: scooters, their states, telemetry and the live spatial index.
+pub mod fleet;
 /// Opaque identifiers and random secrets.
 pub mod ids;
 /// Health, metrics and the OpenAPI document.
