@@ -26,7 +26,9 @@ pub async fn insert_scooter(db: &Db, new: &NewScooter<'_>) -> Result<bool, Error
     let r = &new.reading;
     let at = r.recorded_at_ms;
     let available = ScooterState::Available.as_str();
+    // An async block, so that `?` stops here and the unique violation can be recognised.
     let result = db_run!(db, |pool| {
+        async {
         let mut tx = pool.begin().await?;
         sqlx::query(
             "insert into scooters (scooter_id, device_token_hash, state, state_reason, state_version, \
@@ -64,6 +66,8 @@ pub async fn insert_scooter(db: &Db, new: &NewScooter<'_>) -> Result<bool, Error
             .execute(&mut *tx)
             .await?;
         tx.commit().await
+    }
+    .await
     });
     match result {
         Ok(()) => Ok(true),
