@@ -21,6 +21,7 @@ on_both_backends!(
     nearby_checks_its_query,
     the_fleet_list_pages_through_every_scooter,
     concurrent_requests_are_all_committed,
+    operators_take_scooters_out_of_service_and_back,
 );
 
 mod scenarios {
@@ -418,6 +419,57 @@ mod scenarios {
         for (id, _) in &devices {
             assert_eq!(points_stored(s, id).await, 6, "{id}");
         }
+    }
+
+    pub async fn operators_take_scooters_out_of_service_and_back(s: &TestServer) {
+        let operator = s.operator_token().await;
+        register(s, &operator, "CS-M", PARIS.0, PARIS.1, 30.0).await;
+        let event = |e: &str| json!({ "event": e });
+        let path = "/v1/ops/scooters/CS-M/events";
+        let answer = s.post(path, Some(&operator), event("maintenance")).await;
+        let body = answer.expect(200);
+        assert_eq!(
+            (body["state"].as_str(), body["state_reason"].as_str()),
+            (Some("non_operational"), Some("maintenance"))
+        );
+        // Not rentable, so not listed; the operators still see it.
+        assert!(nearby_ids(s, "lat=48.8566&lon=2.3522").await.is_empty());
+        let entry = fleet_entry(s, &operator, "CS-M").await;
+        assert_eq!(
+            (entry["state"].as_str(), entry["state_reason"].as_str()),
+            (Some("non_operational"), Some("maintenance"))
+        );
+        s.post(path, Some(&operator), event("battery_charged"))
+            .await
+            .expect_problem(409, "transition_not_allowed");
+        s.post(path, Some(&operator), event("maintenance_end"))
+            .await
+            .expect(200);
+        assert_eq!(nearby_ids(s, "lat=48.8566&lon=2.3522").await, ["CS-M"]);
+        s.post(path, Some(&operator), event("decommissioned"))
+            .await
+            .expect(200);
+        assert_eq!(fleet_entry(s, &operator, "CS-M").await["state"], "removed");
+        assert!(nearby_ids(s, "lat=48.8566&lon=2.3522").await.is_empty());
+
+        s.post(
+            "/v1/ops/scooters/CS-NONE/events",
+            Some(&operator),
+            event("maintenance"),
+        )
+        .await
+        .expect_problem(404, "scooter_not_found");
+        s.post(path, Some(&operator), event("trip_start"))
+            .await
+            .expect_problem(400, "invalid_request");
+        let (_, rider) = s.signup("meddler@example.com").await;
+        s.post(path, Some(&rider), event("agency_drop_off"))
+            .await
+            .expect_problem(403, "forbidden");
+        s.post(path, Some(&operator), event("agency_drop_off"))
+            .await
+            .expect(200);
+        assert_eq!(nearby_ids(s, "lat=48.8566&lon=2.3522").await, ["CS-M"]);
     }
 
     /// Drives all `futures` at once on this task, so their requests overlap.

@@ -197,6 +197,17 @@ impl Fleet {
         }
     }
 
+    /// The stored state of a scooter, taken into the live view.
+    async fn refresh(&self, db: &Db, scooter_id: &str) -> Result<ScooterState, ChangeError> {
+        let (state, version) = store::state_of(db, scooter_id)
+            .await?
+            .ok_or(ChangeError::UnknownScooter)?;
+        if let Some(scooter) = self.write().apply_state(scooter_id, state, version) {
+            self.publish(ChangeKind::State, scooter);
+        }
+        Ok(state)
+    }
+
     /// Moves a scooter through the state machine with `event`, recorded in the event log.
     ///
     /// The change is a conditional update (`where state = <the state it leaves>`), so two
@@ -214,9 +225,18 @@ impl Fleet {
             .get(scooter_id)
             .map(|s| s.state)
             .ok_or(ChangeError::UnknownScooter)?;
-        // The live view may lag the database by a change made elsewhere; a few rounds settle it.
+        // The live view may lag the database (a change made by another server on it): a
+        // refusal or a lost race is checked against the stored state before it stands.
+        let mut checked = false;
         for _ in 0..3 {
-            let to = transition(from, event).ok_or(ChangeError::NotAllowed { from, event })?;
+            let Some(to) = transition(from, event) else {
+                if checked {
+                    return Err(ChangeError::NotAllowed { from, event });
+                }
+                from = self.refresh(db, scooter_id).await?;
+                checked = true;
+                continue;
+            };
             let stored =
                 store::change_state(db, scooter_id, from, to, event, now.timestamp_millis())
                     .await?;
@@ -227,12 +247,120 @@ impl Fleet {
                 }
                 return Ok(to);
             }
-            let (state, version) = store::state_of(db, scooter_id)
-                .await?
-                .ok_or(ChangeError::UnknownScooter)?;
-            self.write().apply_state(scooter_id, state, version);
-            from = state;
+            from = self.refresh(db, scooter_id).await?;
+            checked = true;
         }
         Err(ChangeError::NotAllowed { from, event })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::ChangeKind;
+
+    async fn fleet() -> (Fleet, Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fleet.db").display());
+        let db = Db::connect(&url, 4).await.unwrap();
+        db.migrate().await.unwrap();
+        (Fleet::load(&db, 5.0).await.unwrap(), db, dir)
+    }
+
+    fn reading(at_ms: i64) -> Reading {
+        Reading {
+            lat: 48.8566,
+            lon: 2.3522,
+            range_km: 30.0,
+            battery_pct: 90.0,
+            speed_kmh: None,
+            recorded_at_ms: at_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn two_riders_racing_for_one_scooter_cannot_both_win() {
+        let (fleet, db, _dir) = fleet().await;
+        fleet
+            .register(&db, "CS-1", reading(1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        let now = DateTime::from_timestamp_millis(2_000).unwrap();
+        let (a, b) = tokio::join!(
+            fleet.change_state(&db, "CS-1", Event::TripStart, now),
+            fleet.change_state(&db, "CS-1", Event::TripStart, now),
+        );
+        let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{a:?} {b:?}");
+        let lost = if a.is_ok() { b } else { a };
+        assert!(matches!(
+            lost,
+            Err(ChangeError::NotAllowed {
+                from: ScooterState::OnTrip,
+                ..
+            })
+        ));
+        assert_eq!(fleet.get("CS-1").unwrap().state, ScooterState::OnTrip);
+        assert!(matches!(
+            fleet.change_state(&db, "CS-2", Event::TripStart, now).await,
+            Err(ChangeError::UnknownScooter)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_live_view_behind_the_database_catches_up() {
+        let (fleet, db, _dir) = fleet().await;
+        fleet
+            .register(&db, "CS-1", reading(1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        let now = DateTime::from_timestamp_millis(2_000).unwrap();
+        // Another server on the same database starts a trip the live view has not seen.
+        let other = Fleet::load(&db, 5.0).await.unwrap();
+        other
+            .change_state(&db, "CS-1", Event::TripStart, now)
+            .await
+            .unwrap();
+        assert_eq!(fleet.get("CS-1").unwrap().state, ScooterState::Available);
+        let ended = fleet
+            .change_state(&db, "CS-1", Event::TripEnd, now)
+            .await
+            .unwrap();
+        assert_eq!(ended, ScooterState::Available);
+        assert_eq!(
+            store::state_of(&db, "CS-1").await.unwrap().unwrap(),
+            (ScooterState::Available, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn changes_are_published() {
+        let (fleet, db, _dir) = fleet().await;
+        let mut feed = fleet.subscribe();
+        fleet
+            .register(&db, "CS-1", reading(1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(fleet
+            .register(&db, "CS-1", reading(1_500))
+            .await
+            .unwrap()
+            .is_none());
+        fleet.apply_committed("CS-1", &[reading(3_000), reading(2_000)], 3_100);
+        let now = DateTime::from_timestamp_millis(4_000).unwrap();
+        fleet
+            .change_state(&db, "CS-1", Event::Maintenance, now)
+            .await
+            .unwrap();
+        let kinds: Vec<ChangeKind> = (0..3).map(|_| feed.try_recv().unwrap().kind).collect();
+        assert_eq!(
+            kinds,
+            [ChangeKind::Registered, ChangeKind::Moved, ChangeKind::State]
+        );
+        assert!(feed.try_recv().is_err());
+        assert_eq!(fleet.get("CS-1").unwrap().last_seen_ms, 3_000);
     }
 }
