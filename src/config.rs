@@ -138,6 +138,13 @@ pub struct Config {
         default_value_t = 3600
     )]
     pub telemetry_retention_interval_secs: u64,
+
+    /// MQTT broker to take telemetry from, e.g. `mqtt://127.0.0.1:1883` (plain TCP; add
+    /// `?client_id=…` to name this server's session). Scooters publish the same JSON as
+    /// `POST /v1/telemetry` to `scootfleet/scooters/{scooter_id}/telemetry`; the broker
+    /// authenticates them. Unset: no MQTT.
+    #[arg(long, env = "SCOOTFLEET_MQTT_URL")]
+    pub mqtt_url: Option<Secret>,
 }
 
 impl Config {

@@ -634,3 +634,100 @@ async fn telemetry_past_its_retention_is_deleted() {
         s.stop().await;
     }
 }
+
+/// The broker MQTT tests use: `SCOOTFLEET_TEST_MQTT`, or a local Mosquitto if one answers.
+async fn test_broker() -> Option<String> {
+    if let Ok(url) = std::env::var("SCOOTFLEET_TEST_MQTT") {
+        return Some(url);
+    }
+    match tokio::net::TcpStream::connect("127.0.0.1:1883").await {
+        Ok(_) => Some("mqtt://127.0.0.1:1883".into()),
+        Err(_) => {
+            eprintln!("no MQTT broker on 127.0.0.1:1883: MQTT test skipped");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_arrives_over_mqtt() {
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
+    let Some(broker) = test_broker().await else {
+        return;
+    };
+    for backend in backends() {
+        let run = scootfleet::ids::new_secret(8);
+        let server_url = format!("{broker}?client_id=sf-test-{run}");
+        let s = TestServer::start_with(backend, |c| {
+            c.mqtt_url = Some(Secret::new(server_url));
+        })
+        .await;
+        let operator = s.operator_token().await;
+        let id = format!("MQ-{run}");
+        register(&s, &operator, &id, PARIS.0, PARIS.1, 30.0).await;
+
+        let mut options = MqttOptions::parse_url(format!("{broker}?client_id=sf-device-{run}"))
+            .expect("device options");
+        options.set_keep_alive(std::time::Duration::from_secs(5));
+        let (device, mut events) = AsyncClient::new(options, 64);
+        let pump = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+        let topic = format!("scootfleet/scooters/{id}/telemetry");
+        let publish = |points: Vec<serde_json::Value>| {
+            let device = device.clone();
+            let topic = topic.clone();
+            async move {
+                let payload = serde_json::to_vec(&json!({ "points": points })).unwrap();
+                device
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                    .expect("publish");
+            }
+        };
+
+        s.clock.advance(Duration::seconds(30));
+        let t1 = s.clock.now();
+        // The server subscribes in the background: publish until it has listened.
+        eventually("the first MQTT point is applied", || async {
+            publish(vec![point(48.8600, 2.3400, 25.0, t1)]).await;
+            fleet_entry(&s, &operator, &id).await["lat"] == 48.86
+        })
+        .await;
+        assert_eq!(
+            nearby_ids(&s, "lat=48.8600&lon=2.3400&radius_m=50").await,
+            vec![id.clone()]
+        );
+
+        // An invalid batch is refused whole; the next valid one goes through.
+        let mut bad = point(48.8700, 2.3500, 25.0, t1 + Duration::seconds(2));
+        bad["lat"] = json!(95.0);
+        publish(vec![
+            point(48.8650, 2.3450, 25.0, t1 + Duration::seconds(1)),
+            bad,
+        ])
+        .await;
+        publish(vec![point(
+            48.8610,
+            2.3410,
+            24.0,
+            t1 + Duration::seconds(3),
+        )])
+        .await;
+        eventually("the second valid MQTT point is applied", || async {
+            fleet_entry(&s, &operator, &id).await["lat"] == 48.861
+        })
+        .await;
+        assert_eq!(points_stored(&s, &id).await, 3);
+        // Unknown scooters are ignored.
+        device
+            .publish(
+                format!("scootfleet/scooters/NOBODY-{run}/telemetry"),
+                QoS::AtLeastOnce,
+                false,
+                b"{}".to_vec(),
+            )
+            .await
+            .expect("publish");
+        pump.abort();
+        s.stop().await;
+    }
+}

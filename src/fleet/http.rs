@@ -95,7 +95,7 @@ pub async fn telemetry(
 }
 
 /// The batch's readings, or the first problem found: nothing is applied unless all are valid.
-fn readings(
+pub(super) fn readings(
     body: TelemetryRequest,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Reading>, Error> {

@@ -13,6 +13,7 @@ pub mod device;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod mqtt;
 pub mod ops;
 pub mod service;
 pub mod state;

@@ -1,4 +1,4 @@
-//! The fleet's background work: the telemetry writer, the silence watch that marks quiet
+//! The fleet's background work: the telemetry writer, MQTT intake, the silence watch that marks quiet
 //! scooters `non_contactable`, and the deletion of telemetry past its retention.
 
 use std::time::Duration;
@@ -21,6 +21,7 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandl
             shutdown.clone(),
         )));
     }
+    workers.extend(super::mqtt::spawn(state, shutdown.clone()));
     workers.push(tokio::spawn(watch_silence(state.clone(), shutdown.clone())));
     workers.push(tokio::spawn(expire_telemetry(state.clone(), shutdown)));
     workers
