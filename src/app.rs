@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, console, error, ops, telemetry};
+use crate::{accounts, console, error, fleet, ops, telemetry};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -29,6 +29,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub clock: Arc<dyn Clock>,
     pub login_limiter: Arc<accounts::LoginLimiter>,
+    /// The fleet: live index, telemetry writer, state changes, change feed.
+    pub fleet: Arc<fleet::Fleet>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -58,12 +60,15 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     }
 
     let login_limiter = accounts::LoginLimiter::new(&config);
+    let fleet = fleet::Fleet::load(&db, config.rental_floor_km).await?;
+    tracing::info!(scooters = fleet.read().len(), "live fleet index built");
     Ok(AppState {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         clock,
         login_limiter: Arc::new(login_limiter),
+        fleet: Arc::new(fleet),
     })
 }
 
@@ -88,6 +93,10 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "device_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -103,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::http::router())
         .merge(ops::http::router())
         .merge(console::router())
+        .merge(fleet::http::router())
         .split_for_parts();
     let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
@@ -119,8 +129,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Background work that runs beside the HTTP server until shutdown.
-fn spawn_workers(_state: &AppState, _shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    Vec::new()
+fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let mut workers = Vec::new();
+    workers.extend(fleet::workers::spawn(state, shutdown));
+    workers
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves: in-flight requests finish,

@@ -103,10 +103,6 @@ pub struct Config {
     #[arg(long, env = "SCOOTFLEET_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
-    /// Range below which a scooter is not offered to riders, in km.
-    #[arg(long, env = "SCOOTFLEET_RENTAL_FLOOR_KM", default_value_t = 5.0)]
-    pub rental_floor_km: f64,
-
     /// Range below which a scooter gets a battery-swap task, in km.
     #[arg(long, env = "SCOOTFLEET_SWAP_THRESHOLD_KM", default_value_t = 10.0)]
     pub swap_threshold_km: f64,
@@ -127,6 +123,45 @@ pub struct Config {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "SCOOTFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The least battery range, in km, a scooter needs to be rented.
+    #[arg(long, env = "SCOOTFLEET_RENTAL_FLOOR_KM", default_value_t = 5.0)]
+    pub rental_floor_km: f64,
+
+    /// A scooter not heard from for this many seconds becomes `non_contactable`.
+    #[arg(long, env = "SCOOTFLEET_SILENCE_TIMEOUT_SECS", default_value_t = 600)]
+    pub silence_timeout_secs: u64,
+
+    /// How often the fleet looks for silent scooters, in milliseconds.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_FLEET_SWEEP_INTERVAL_MS",
+        default_value_t = 5000
+    )]
+    pub fleet_sweep_interval_ms: u64,
+
+    /// Days telemetry history is kept before it is deleted.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_TELEMETRY_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub telemetry_retention_days: u32,
+
+    /// How often expired telemetry is deleted, in seconds.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_TELEMETRY_RETENTION_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub telemetry_retention_interval_secs: u64,
+
+    /// MQTT broker to take telemetry from, e.g. `mqtt://127.0.0.1:1883` (plain TCP; add
+    /// `?client_id=…` to name this server's session). Scooters publish the same JSON as
+    /// `POST /v1/telemetry` to `scootfleet/scooters/{scooter_id}/telemetry`; the broker
+    /// authenticates them. Unset: no MQTT.
+    #[arg(long, env = "SCOOTFLEET_MQTT_URL")]
+    pub mqtt_url: Option<Secret>,
 }
 
 impl Config {

@@ -18,6 +18,8 @@ pub mod db;
 pub mod error;
 /// Public feeds (GBFS v3.0).
 pub mod feeds;
+/// The fleet: scooters, their states, telemetry and the live spatial index.
+pub mod fleet;
 /// Opaque identifiers and random secrets.
 pub mod ids;
 /// Health, metrics and the OpenAPI document.

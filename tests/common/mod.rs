@@ -329,3 +329,5 @@ impl TestServer {
             .to_owned()
     }
 }
+
+pub mod fleet;

@@ -1,0 +1,366 @@
+//! `Fleet`: the live index behind a lock, the telemetry writer's inbox, the change feed,
+//! and the one way every domain changes a scooter's state.
+
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::device::{from_hex, to_hex, token_hash, DEVICE_TOKEN_LEN};
+use super::ingest::Job;
+use super::live::{ChangeKind, FleetChange, LiveIndex, Scooter};
+use super::{store, transition, Event, Reading, ScooterState};
+use crate::db::Db;
+use crate::error::Error;
+
+/// How many requests may wait for the telemetry writer before senders wait too.
+const WRITER_QUEUE: usize = 4096;
+
+/// How many changes a slow listener may fall behind before it misses some.
+const CHANGE_FEED: usize = 16_384;
+
+/// The fleet: shared by every request and worker through `AppState::fleet`.
+pub struct Fleet {
+    live: RwLock<LiveIndex>,
+    changes: broadcast::Sender<FleetChange>,
+    writer: mpsc::Sender<Job>,
+    writer_inbox: Mutex<Option<mpsc::Receiver<Job>>>,
+    /// The least range, in km, a scooter needs to be rented.
+    pub rental_floor_km: f64,
+}
+
+/// Why a state change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no scooter has this id")]
+    UnknownScooter,
+    #[error("{} is not possible while the scooter is {}", event.as_str(), from.as_str())]
+    NotAllowed { from: ScooterState, event: Event },
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// A newly registered scooter's device token, to be shown once.
+#[derive(Debug)]
+pub struct Registered {
+    pub device_token: String,
+}
+
+impl Fleet {
+    /// The fleet as the database has it: the live index is rebuilt from every stored scooter.
+    pub async fn load(db: &Db, rental_floor_km: f64) -> anyhow::Result<Self> {
+        let rows = store::all_scooters(db).await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let state = ScooterState::parse(&row.state, row.state_reason.as_deref())
+                .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
+            let hash = from_hex(&row.device_token_hash)
+                .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
+            entries.push((
+                Scooter {
+                    scooter_id: row.scooter_id.into(),
+                    state,
+                    state_version: row.state_version,
+                    lat: row.lat,
+                    lon: row.lon,
+                    range_km: row.range_km,
+                    battery_pct: row.battery_pct,
+                    last_seen_ms: row.last_seen_ms,
+                    heard_ms: row.last_seen_ms,
+                },
+                hash,
+            ));
+        }
+        let (writer, inbox) = mpsc::channel(WRITER_QUEUE);
+        let (changes, _) = broadcast::channel(CHANGE_FEED);
+        Ok(Fleet {
+            live: RwLock::new(LiveIndex::build(entries)),
+            changes,
+            writer,
+            writer_inbox: Mutex::new(Some(inbox)),
+            rental_floor_km,
+        })
+    }
+
+    /// Reads the live index. Hold it briefly: writers wait meanwhile.
+    pub fn read(&self) -> RwLockReadGuard<'_, LiveIndex> {
+        self.live
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, LiveIndex> {
+        self.live
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A scooter as the live view has it.
+    pub fn get(&self, scooter_id: &str) -> Option<Scooter> {
+        self.read().get(scooter_id).cloned()
+    }
+
+    /// The scooter a device token belongs to.
+    pub fn device(&self, token_hash: &[u8; 32]) -> Option<Arc<str>> {
+        self.read()
+            .by_token(token_hash)
+            .map(|s| s.scooter_id.clone())
+    }
+
+    /// Every accepted change from now on: positions and states.
+    pub fn subscribe(&self) -> broadcast::Receiver<FleetChange> {
+        self.changes.subscribe()
+    }
+
+    fn publish(&self, kind: ChangeKind, scooter: Scooter) {
+        // Nobody listening is fine: the feed is for whoever cares.
+        let _ = self.changes.send(FleetChange { kind, scooter });
+    }
+
+    /// Registers a scooter at `reading` (its first point); `Ok(None)` when the id is taken.
+    pub async fn register(
+        &self,
+        db: &Db,
+        scooter_id: &str,
+        reading: Reading,
+    ) -> Result<Option<Registered>, Error> {
+        let device_token = crate::ids::new_secret(DEVICE_TOKEN_LEN);
+        let hash = token_hash(&device_token);
+        let created = store::insert_scooter(
+            db,
+            &store::NewScooter {
+                scooter_id,
+                device_token_hash: &to_hex(&hash),
+                reading,
+            },
+        )
+        .await?;
+        if !created {
+            return Ok(None);
+        }
+        let scooter = Scooter {
+            scooter_id: scooter_id.into(),
+            state: ScooterState::Available,
+            state_version: 0,
+            lat: reading.lat,
+            lon: reading.lon,
+            range_km: reading.range_km,
+            battery_pct: reading.battery_pct,
+            last_seen_ms: reading.recorded_at_ms,
+            heard_ms: reading.recorded_at_ms,
+        };
+        self.write().insert(scooter.clone(), hash);
+        self.publish(ChangeKind::Registered, scooter);
+        Ok(Some(Registered { device_token }))
+    }
+
+    /// Stores a device's valid points durably (group commit) and then shows them in the
+    /// live view. Returns once they are committed.
+    pub async fn ingest(
+        &self,
+        scooter_id: Arc<str>,
+        points: Vec<Reading>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let (ack, done) = oneshot::channel();
+        let job = Job {
+            scooter_id,
+            points,
+            received_at_ms: now.timestamp_millis(),
+            ack,
+        };
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the telemetry writer has stopped")))?;
+        done.await
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the telemetry writer dropped a batch")))?
+            .map_err(|cause| Error::Internal(anyhow::anyhow!("storing telemetry: {cause}")))
+    }
+
+    /// The telemetry writer's inbox, taken once by the worker that drains it.
+    pub(super) fn take_writer_inbox(&self) -> Option<mpsc::Receiver<Job>> {
+        self.writer_inbox
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    /// Shows committed points in the live view (called by the writer after its commit).
+    pub(super) fn apply_committed(&self, scooter_id: &str, points: &[Reading], heard_ms: i64) {
+        let Some(newest) = points.iter().max_by_key(|p| p.recorded_at_ms) else {
+            return;
+        };
+        let moved = self.write().apply_reading(scooter_id, newest, heard_ms);
+        if let Some(scooter) = moved {
+            self.publish(ChangeKind::Moved, scooter);
+        }
+    }
+
+    /// The stored state of a scooter, taken into the live view.
+    async fn refresh(&self, db: &Db, scooter_id: &str) -> Result<ScooterState, ChangeError> {
+        let (state, version) = store::state_of(db, scooter_id)
+            .await?
+            .ok_or(ChangeError::UnknownScooter)?;
+        if let Some(scooter) = self.write().apply_state(scooter_id, state, version) {
+            self.publish(ChangeKind::State, scooter);
+        }
+        Ok(state)
+    }
+
+    /// Moves a scooter through the state machine with `event`, recorded in the event log.
+    ///
+    /// The change is a conditional update (`where state = <the state it leaves>`), so two
+    /// callers racing for the same scooter (two riders unlocking it) cannot both win: the
+    /// loser gets `NotAllowed` with the state the winner left it in.
+    pub async fn change_state(
+        &self,
+        db: &Db,
+        scooter_id: &str,
+        event: Event,
+        now: DateTime<Utc>,
+    ) -> Result<ScooterState, ChangeError> {
+        let mut from = self
+            .read()
+            .get(scooter_id)
+            .map(|s| s.state)
+            .ok_or(ChangeError::UnknownScooter)?;
+        // The live view may lag the database (a change made by another server on it): a
+        // refusal or a lost race is checked against the stored state before it stands.
+        let mut checked = false;
+        for _ in 0..3 {
+            let Some(to) = transition(from, event) else {
+                if checked {
+                    return Err(ChangeError::NotAllowed { from, event });
+                }
+                from = self.refresh(db, scooter_id).await?;
+                checked = true;
+                continue;
+            };
+            let stored =
+                store::change_state(db, scooter_id, from, to, event, now.timestamp_millis())
+                    .await?;
+            if let Some(version) = stored {
+                let changed = self.write().apply_state(scooter_id, to, version);
+                if let Some(scooter) = changed {
+                    self.publish(ChangeKind::State, scooter);
+                }
+                return Ok(to);
+            }
+            from = self.refresh(db, scooter_id).await?;
+            checked = true;
+        }
+        Err(ChangeError::NotAllowed { from, event })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::ChangeKind;
+
+    async fn fleet() -> (Fleet, Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fleet.db").display());
+        let db = Db::connect(&url, 4).await.unwrap();
+        db.migrate().await.unwrap();
+        (Fleet::load(&db, 5.0).await.unwrap(), db, dir)
+    }
+
+    fn reading(at_ms: i64) -> Reading {
+        Reading {
+            lat: 48.8566,
+            lon: 2.3522,
+            range_km: 30.0,
+            battery_pct: 90.0,
+            speed_kmh: None,
+            recorded_at_ms: at_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn two_riders_racing_for_one_scooter_cannot_both_win() {
+        let (fleet, db, _dir) = fleet().await;
+        fleet
+            .register(&db, "CS-1", reading(1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        let now = DateTime::from_timestamp_millis(2_000).unwrap();
+        let (a, b) = tokio::join!(
+            fleet.change_state(&db, "CS-1", Event::TripStart, now),
+            fleet.change_state(&db, "CS-1", Event::TripStart, now),
+        );
+        let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{a:?} {b:?}");
+        let lost = if a.is_ok() { b } else { a };
+        assert!(matches!(
+            lost,
+            Err(ChangeError::NotAllowed {
+                from: ScooterState::OnTrip,
+                ..
+            })
+        ));
+        assert_eq!(fleet.get("CS-1").unwrap().state, ScooterState::OnTrip);
+        assert!(matches!(
+            fleet.change_state(&db, "CS-2", Event::TripStart, now).await,
+            Err(ChangeError::UnknownScooter)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_live_view_behind_the_database_catches_up() {
+        let (fleet, db, _dir) = fleet().await;
+        fleet
+            .register(&db, "CS-1", reading(1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        let now = DateTime::from_timestamp_millis(2_000).unwrap();
+        // Another server on the same database starts a trip the live view has not seen.
+        let other = Fleet::load(&db, 5.0).await.unwrap();
+        other
+            .change_state(&db, "CS-1", Event::TripStart, now)
+            .await
+            .unwrap();
+        assert_eq!(fleet.get("CS-1").unwrap().state, ScooterState::Available);
+        let ended = fleet
+            .change_state(&db, "CS-1", Event::TripEnd, now)
+            .await
+            .unwrap();
+        assert_eq!(ended, ScooterState::Available);
+        assert_eq!(
+            store::state_of(&db, "CS-1").await.unwrap().unwrap(),
+            (ScooterState::Available, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn changes_are_published() {
+        let (fleet, db, _dir) = fleet().await;
+        let mut feed = fleet.subscribe();
+        fleet
+            .register(&db, "CS-1", reading(1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(fleet
+            .register(&db, "CS-1", reading(1_500))
+            .await
+            .unwrap()
+            .is_none());
+        fleet.apply_committed("CS-1", &[reading(3_000), reading(2_000)], 3_100);
+        let now = DateTime::from_timestamp_millis(4_000).unwrap();
+        fleet
+            .change_state(&db, "CS-1", Event::Maintenance, now)
+            .await
+            .unwrap();
+        let kinds: Vec<ChangeKind> = (0..3).map(|_| feed.try_recv().unwrap().kind).collect();
+        assert_eq!(
+            kinds,
+            [ChangeKind::Registered, ChangeKind::Moved, ChangeKind::State]
+        );
+        assert!(feed.try_recv().is_err());
+        assert_eq!(fleet.get("CS-1").unwrap().last_seen_ms, 3_000);
+    }
+}

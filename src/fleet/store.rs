@@ -1,0 +1,233 @@
+//! The fleet in the database: scooters, their state changes, and telemetry history.
+
+use super::{Event, Reading, Reason, ScooterState};
+use crate::db::{is_unique_violation, Db};
+use crate::db_run;
+use crate::error::Error;
+
+/// A scooter being registered; its first reading is its registration.
+#[derive(Debug)]
+pub struct NewScooter<'a> {
+    pub scooter_id: &'a str,
+    pub device_token_hash: &'a str,
+    pub reading: Reading,
+}
+
+const INSERT_POINT: &str = "insert into telemetry \
+     (scooter_id, recorded_at_ms, received_at_ms, lat, lon, range_km, battery_pct, speed_kmh) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (scooter_id, recorded_at_ms) do nothing";
+
+const INSERT_EVENT: &str = "insert into scooter_events \
+     (scooter_id, event_type, from_state, to_state, to_reason, at_ms) values ($1, $2, $3, $4, $5, $6)";
+
+/// Registers a scooter, available, with its registration as its first point and event.
+/// `Ok(false)` when the id is taken.
+pub async fn insert_scooter(db: &Db, new: &NewScooter<'_>) -> Result<bool, Error> {
+    let r = &new.reading;
+    let at = r.recorded_at_ms;
+    let available = ScooterState::Available.as_str();
+    // An async block, so that `?` stops here and the unique violation can be recognised.
+    let result = db_run!(db, |pool| {
+        async {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "insert into scooters (scooter_id, device_token_hash, state, state_reason, state_version, \
+             lat, lon, range_km, battery_pct, last_seen_ms, registered_at_ms) \
+             values ($1, $2, $3, null, 0, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(new.scooter_id)
+        .bind(new.device_token_hash)
+        .bind(available)
+        .bind(r.lat)
+        .bind(r.lon)
+        .bind(r.range_km)
+        .bind(r.battery_pct)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(INSERT_EVENT)
+            .bind(new.scooter_id)
+            .bind(Event::AgencyDropOff.as_str())
+            .bind(None::<&str>)
+            .bind(available)
+            .bind(None::<&str>)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(INSERT_POINT)
+            .bind(new.scooter_id)
+            .bind(at)
+            .bind(at)
+            .bind(r.lat)
+            .bind(r.lon)
+            .bind(r.range_km)
+            .bind(r.battery_pct)
+            .bind(r.speed_kmh)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+    .await
+    });
+    match result {
+        Ok(()) => Ok(true),
+        Err(err) if is_unique_violation(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A scooter as stored, for rebuilding the live index.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ScooterRow {
+    pub scooter_id: String,
+    pub device_token_hash: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub state_version: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub range_km: f64,
+    pub battery_pct: f64,
+    pub last_seen_ms: i64,
+}
+
+/// Every scooter, all states.
+pub async fn all_scooters(db: &Db) -> Result<Vec<ScooterRow>, sqlx::Error> {
+    db_run!(db, |pool| {
+        sqlx::query_as(
+            "select scooter_id, device_token_hash, state, state_reason, state_version, \
+             lat, lon, range_km, battery_pct, last_seen_ms from scooters",
+        )
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Moves a scooter from `from` to `to` and records `event`, only if it is still in `from`:
+/// the new state version, or `None` when someone else changed it first.
+pub async fn change_state(
+    db: &Db,
+    scooter_id: &str,
+    from: ScooterState,
+    to: ScooterState,
+    event: Event,
+    at_ms: i64,
+) -> Result<Option<i64>, Error> {
+    let from_reason = from.reason().map(Reason::as_str).unwrap_or("");
+    let to_reason = to.reason().map(Reason::as_str);
+    let version = db_run!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let version: Option<i64> = sqlx::query_scalar(
+            "update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
+             where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
+             returning state_version",
+        )
+        .bind(to.as_str())
+        .bind(to_reason)
+        .bind(scooter_id)
+        .bind(from.as_str())
+        .bind(from_reason)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if version.is_some() {
+            sqlx::query(INSERT_EVENT)
+                .bind(scooter_id)
+                .bind(event.as_str())
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .bind(to_reason)
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok::<_, sqlx::Error>(version)
+    })?;
+    Ok(version)
+}
+
+/// A scooter's stored state and its version.
+pub async fn state_of(db: &Db, scooter_id: &str) -> Result<Option<(ScooterState, i64)>, Error> {
+    let row: Option<(String, Option<String>, i64)> = db_run!(db, |pool| {
+        sqlx::query_as(
+            "select state, state_reason, state_version from scooters where scooter_id = $1",
+        )
+        .bind(scooter_id)
+        .fetch_optional(pool)
+        .await
+    })?;
+    row.map(|(state, reason, version)| {
+        ScooterState::parse(&state, reason.as_deref())
+            .map(|state| (state, version))
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown stored state {state}")))
+    })
+    .transpose()
+}
+
+/// One request's points, as the group-commit writer stores them.
+#[derive(Debug)]
+pub struct Points<'a> {
+    pub scooter_id: &'a str,
+    pub points: &'a [Reading],
+    pub received_at_ms: i64,
+}
+
+/// Stores the points of several requests in one transaction. Duplicates (same scooter, same
+/// `recorded_at`) are dropped; each scooter's row takes its newest point only if it is newer
+/// than the one it has.
+pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::Error> {
+    db_run!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        for group in groups {
+            for p in group.points {
+                sqlx::query(INSERT_POINT)
+                    .bind(group.scooter_id)
+                    .bind(p.recorded_at_ms)
+                    .bind(group.received_at_ms)
+                    .bind(p.lat)
+                    .bind(p.lon)
+                    .bind(p.range_km)
+                    .bind(p.battery_pct)
+                    .bind(p.speed_kmh)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(newest) = group.points.iter().max_by_key(|p| p.recorded_at_ms) {
+                sqlx::query(
+                    "update scooters set lat = $1, lon = $2, range_km = $3, battery_pct = $4, \
+                     last_seen_ms = $5 where scooter_id = $6 and last_seen_ms < $5",
+                )
+                .bind(newest.lat)
+                .bind(newest.lon)
+                .bind(newest.range_km)
+                .bind(newest.battery_pct)
+                .bind(newest.recorded_at_ms)
+                .bind(group.scooter_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await
+    })
+}
+
+/// How many points are stored for a scooter (for operators and tests).
+pub async fn count_points(db: &Db, scooter_id: &str) -> Result<i64, Error> {
+    Ok(db_run!(db, |pool| {
+        sqlx::query_scalar("select count(*) from telemetry where scooter_id = $1")
+            .bind(scooter_id)
+            .fetch_one(pool)
+            .await
+    })?)
+}
+
+/// Deletes telemetry recorded before `cutoff_ms`; returns how many points went.
+pub async fn delete_points_before(db: &Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    db_run!(db, |pool| {
+        sqlx::query("delete from telemetry where recorded_at_ms < $1")
+            .bind(cutoff_ms)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    })
+}

@@ -1,0 +1,82 @@
+//! The fleet's background work: the telemetry writer, MQTT intake, the silence watch that marks quiet
+//! scooters `non_contactable`, and the deletion of telemetry past its retention.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::service::ChangeError;
+use super::{ingest, store, Event};
+use crate::app::AppState;
+
+/// Starts every fleet worker; each stops when `shutdown` turns true.
+pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let mut workers = Vec::new();
+    if let Some(inbox) = state.fleet.take_writer_inbox() {
+        workers.push(tokio::spawn(ingest::run_writer(
+            state.fleet.clone(),
+            state.db.clone(),
+            inbox,
+            shutdown.clone(),
+        )));
+    }
+    workers.extend(super::mqtt::spawn(state, shutdown.clone()));
+    workers.push(tokio::spawn(watch_silence(state.clone(), shutdown.clone())));
+    workers.push(tokio::spawn(expire_telemetry(state.clone(), shutdown)));
+    workers
+}
+
+/// Waits `period` or until shutdown; `false` on shutdown.
+async fn tick(period: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(period) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    };
+    !stopped && !*shutdown.borrow()
+}
+
+async fn watch_silence(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.config.fleet_sweep_interval_ms.max(10));
+    let timeout_ms = (state.config.silence_timeout_secs as i64).saturating_mul(1000);
+    while tick(period, &mut shutdown).await {
+        mark_silent(&state, timeout_ms).await;
+    }
+}
+
+/// Marks every available scooter not heard from within `timeout_ms` as `non_contactable`.
+pub async fn mark_silent(state: &AppState, timeout_ms: i64) {
+    let now = state.clock.now();
+    let cutoff = now.timestamp_millis().saturating_sub(timeout_ms);
+    let silent = state.fleet.read().silent_since(cutoff);
+    for scooter_id in silent {
+        match state
+            .fleet
+            .change_state(&state.db, &scooter_id, Event::CommsLost, now)
+            .await
+        {
+            Ok(_) => tracing::info!(%scooter_id, "scooter went silent"),
+            // It moved on meanwhile (heard from, rented): nothing to do.
+            Err(ChangeError::NotAllowed { .. } | ChangeError::UnknownScooter) => {}
+            Err(ChangeError::Internal(err)) => {
+                tracing::warn!(%scooter_id, error = %err, "could not mark a silent scooter");
+            }
+        }
+    }
+}
+
+async fn expire_telemetry(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let period = Duration::from_secs(state.config.telemetry_retention_interval_secs.max(1));
+    let retention_ms = i64::from(state.config.telemetry_retention_days) * 86_400_000;
+    loop {
+        let cutoff = state.clock.now().timestamp_millis() - retention_ms;
+        match store::delete_points_before(&state.db, cutoff).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired telemetry deleted"),
+            Err(err) => tracing::warn!(error = %err, "could not delete expired telemetry"),
+        }
+        if !tick(period, &mut shutdown).await {
+            break;
+        }
+    }
+}

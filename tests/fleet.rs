@@ -1,0 +1,733 @@
+//! The fleet through HTTP on every backend: registration, telemetry, nearby search, the
+//! operators' fleet list, silence, restarts.
+
+mod common;
+
+use chrono::Duration;
+use common::fleet::*;
+use common::{backends, default_now, TestServer, OPERATOR_EMAIL, OPERATOR_PASSWORD};
+use scootfleet::clock::Clock;
+use scootfleet::config::{Config, Secret};
+use serde_json::json;
+
+on_both_backends!(
+    registration_issues_a_device_token,
+    registration_refuses_bad_input,
+    telemetry_moves_the_scooter,
+    invalid_batches_apply_nothing,
+    late_and_repeated_points_are_stored_once_and_never_move_back,
+    only_device_tokens_send_telemetry,
+    nearby_lists_rentable_scooters_nearest_first,
+    nearby_checks_its_query,
+    the_fleet_list_pages_through_every_scooter,
+    concurrent_requests_are_all_committed,
+    operators_take_scooters_out_of_service_and_back,
+);
+
+mod scenarios {
+    use super::*;
+
+    pub async fn registration_issues_a_device_token(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let token = register(s, &operator, "CS-0042", PARIS.0, PARIS.1, 30.0).await;
+        assert!(token.len() >= 32, "{token}");
+        let entry = fleet_entry(s, &operator, "CS-0042").await;
+        assert_eq!(entry["state"], "available");
+        assert_eq!(entry["lat"], PARIS.0);
+        assert_eq!(entry["range_km"], 30.0);
+        assert_eq!(entry["battery_pct"], 80.0);
+        assert_eq!(entry["last_seen_at"], "2026-11-23T10:00:00Z");
+        // Registration is the first stored point.
+        assert_eq!(points_stored(s, "CS-0042").await, 1);
+
+        let again = s
+            .post(
+                "/v1/ops/scooters",
+                Some(&operator),
+                json!({"scooter_id": "CS-0042", "lat": 48.0, "lon": 2.0, "range_km": 10, "battery_pct": 50}),
+            )
+            .await;
+        again.expect_problem(409, "scooter_exists");
+        // The first registration stands: same place, same token.
+        assert_eq!(fleet_entry(s, &operator, "CS-0042").await["lat"], PARIS.0);
+        send(s, &token, vec![point(48.857, 2.353, 29.0, default_now())])
+            .await
+            .expect(202);
+    }
+
+    pub async fn registration_refuses_bad_input(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let good = json!({"scooter_id": "CS-1", "lat": 48.85, "lon": 2.35, "range_km": 20, "battery_pct": 50});
+        let long_id = "x".repeat(65);
+        let bad = [
+            ("scooter_id", json!("")),
+            ("scooter_id", json!("CS 1")),
+            ("scooter_id", json!("CS/1")),
+            ("scooter_id", json!(long_id)),
+            ("scooter_id", json!(42)),
+            ("lat", json!(90.5)),
+            ("lat", json!("NaN")),
+            ("lon", json!(-180.01)),
+            ("range_km", json!(-1)),
+            ("battery_pct", json!(100.5)),
+            ("battery_pct", json!(-0.5)),
+            ("color", json!("red")),
+        ];
+        for (field, value) in bad {
+            let mut body = good.clone();
+            body[field] = value;
+            s.post("/v1/ops/scooters", Some(&operator), body)
+                .await
+                .expect_problem(400, "invalid_request");
+        }
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove("range_km");
+        s.post("/v1/ops/scooters", Some(&operator), missing)
+            .await
+            .expect_problem(400, "invalid_request");
+
+        let (_, rider) = s.signup("rider@example.com").await;
+        s.post("/v1/ops/scooters", Some(&rider), good.clone())
+            .await
+            .expect_problem(403, "forbidden");
+        s.post("/v1/ops/scooters", None, good.clone())
+            .await
+            .expect_problem(401, "unauthenticated");
+        // Nothing of the above registered anything.
+        let page = s.get("/v1/ops/fleet", Some(&operator)).await;
+        assert_eq!(page.expect(200)["scooters"], json!([]));
+        s.post("/v1/ops/scooters", Some(&operator), good)
+            .await
+            .expect(201);
+    }
+
+    pub async fn telemetry_moves_the_scooter(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let token = register(s, &operator, "CS-7", PARIS.0, PARIS.1, 30.0).await;
+        s.clock.advance(Duration::seconds(30));
+        let at = s.clock.now() - Duration::seconds(2);
+        // Near the Eiffel Tower.
+        let answer = send(
+            s,
+            &token,
+            vec![
+                point(48.8580, 2.2950, 25.0, at - Duration::seconds(5)),
+                point(48.8584, 2.2945, 24.0, at),
+            ],
+        )
+        .await;
+        assert_eq!(answer.expect(202)["accepted"], 2);
+        let entry = fleet_entry(s, &operator, "CS-7").await;
+        assert_eq!(
+            (entry["lat"].as_f64(), entry["lon"].as_f64()),
+            (Some(48.8584), Some(2.2945))
+        );
+        assert_eq!(entry["range_km"], 24.0);
+        assert_eq!(entry["last_seen_at"], "2026-11-23T10:00:28Z");
+        assert_eq!(nearby_ids(s, "lat=48.8584&lon=2.2950").await, ["CS-7"]);
+        assert!(nearby_ids(s, "lat=48.8566&lon=2.3522").await.is_empty());
+        assert_eq!(points_stored(s, "CS-7").await, 3);
+    }
+
+    pub async fn invalid_batches_apply_nothing(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let token = register(s, &operator, "CS-8", PARIS.0, PARIS.1, 30.0).await;
+        let now = s.clock.now();
+        let good = point(48.86, 2.34, 20.0, now);
+        let invalid_points = [
+            json!({"lat": 95.0}),
+            json!({"lon": 181.0}),
+            json!({"range_km": -2.0}),
+            json!({"battery_pct": 101}),
+            json!({"speed_kmh": -1}),
+            json!({"recorded_at": scootfleet::clock::rfc3339(now + Duration::minutes(6))}),
+        ];
+        for patch in invalid_points {
+            let mut bad = point(48.861, 2.341, 20.0, now - Duration::seconds(1));
+            for (key, value) in patch.as_object().unwrap() {
+                bad[key] = value.clone();
+            }
+            send(s, &token, vec![good.clone(), bad])
+                .await
+                .expect_problem(422, "invalid_telemetry");
+        }
+        let malformed_points = [
+            json!({"lat": "NaN"}),
+            json!({"lat": null}),
+            json!({"recorded_at": "yesterday"}),
+            json!({"altitude_m": 35}),
+        ];
+        for patch in malformed_points {
+            let mut bad = point(48.861, 2.341, 20.0, now - Duration::seconds(1));
+            for (key, value) in patch.as_object().unwrap() {
+                bad[key] = value.clone();
+            }
+            send(s, &token, vec![good.clone(), bad])
+                .await
+                .expect_problem(400, "invalid_request");
+        }
+        send(s, &token, vec![])
+            .await
+            .expect_problem(400, "invalid_request");
+        s.post(
+            "/v1/telemetry",
+            Some(&token),
+            json!({"points": [good.clone()], "extra": 1}),
+        )
+        .await
+        .expect_problem(400, "invalid_request");
+        // None of it was applied: the scooter stands where it was registered.
+        assert_eq!(points_stored(s, "CS-8").await, 1);
+        assert_eq!(fleet_entry(s, &operator, "CS-8").await["lat"], PARIS.0);
+        // Up to five minutes ahead is a clock a little fast, not an error.
+        send(
+            s,
+            &token,
+            vec![point(48.86, 2.34, 20.0, now + Duration::minutes(4))],
+        )
+        .await
+        .expect(202);
+        assert_eq!(fleet_entry(s, &operator, "CS-8").await["lat"], 48.86);
+    }
+
+    pub async fn late_and_repeated_points_are_stored_once_and_never_move_back(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let token = register(s, &operator, "CS-9", PARIS.0, PARIS.1, 30.0).await;
+        let registered = s.clock.now();
+        s.clock.advance(Duration::minutes(2));
+        let t2 = registered + Duration::seconds(90);
+        send(s, &token, vec![point(48.87, 2.33, 28.0, t2)])
+            .await
+            .expect(202);
+        // An older point is stored but leaves the scooter at its newest position.
+        send(
+            s,
+            &token,
+            vec![point(48.80, 2.30, 29.0, t2 - Duration::seconds(30))],
+        )
+        .await
+        .expect(202);
+        let entry = fleet_entry(s, &operator, "CS-9").await;
+        assert_eq!(
+            (entry["lat"].as_f64(), entry["range_km"].as_f64()),
+            (Some(48.87), Some(28.0))
+        );
+        assert_eq!(points_stored(s, "CS-9").await, 3);
+        // The same recorded_at again is a duplicate: not stored twice, not applied.
+        send(s, &token, vec![point(48.90, 2.20, 10.0, t2)])
+            .await
+            .expect(202);
+        // Twice in one batch, too.
+        let t3 = t2 + Duration::seconds(10);
+        send(
+            s,
+            &token,
+            vec![
+                point(48.871, 2.331, 27.0, t3),
+                point(48.871, 2.331, 27.0, t3),
+            ],
+        )
+        .await
+        .expect(202);
+        assert_eq!(points_stored(s, "CS-9").await, 4);
+        assert_eq!(fleet_entry(s, &operator, "CS-9").await["lat"], 48.871);
+        // Before the registration: history only.
+        send(
+            s,
+            &token,
+            vec![point(48.5, 2.0, 30.0, registered - Duration::hours(1))],
+        )
+        .await
+        .expect(202);
+        assert_eq!(points_stored(s, "CS-9").await, 5);
+        assert_eq!(fleet_entry(s, &operator, "CS-9").await["lat"], 48.871);
+    }
+
+    pub async fn only_device_tokens_send_telemetry(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let device = register(s, &operator, "CS-10", PARIS.0, PARIS.1, 30.0).await;
+        let (_, rider) = s.signup("someone@example.com").await;
+        let batch = vec![point(48.86, 2.34, 20.0, s.clock.now())];
+        for token in [
+            operator.as_str(),
+            rider.as_str(),
+            "not-a-token",
+            &device[..device.len() - 1],
+        ] {
+            send(s, token, batch.clone())
+                .await
+                .expect_problem(401, "unauthenticated");
+        }
+        s.post("/v1/telemetry", None, json!({"points": batch.clone()}))
+            .await
+            .expect_problem(401, "unauthenticated");
+        assert_eq!(points_stored(s, "CS-10").await, 1);
+        send(s, &device, batch).await.expect(202);
+    }
+
+    pub async fn nearby_lists_rentable_scooters_nearest_first(s: &TestServer) {
+        let operator = s.operator_token().await;
+        // About 110 m, 220 m, 330 m and 1.1 km north of the centre; one with too little range.
+        register(s, &operator, "B", 48.8586, 2.3522, 30.0).await;
+        register(s, &operator, "A", 48.8576, 2.3522, 12.0).await;
+        register(s, &operator, "C", 48.8596, 2.3522, 30.0).await;
+        register(s, &operator, "FAR", 48.8666, 2.3522, 30.0).await;
+        register(s, &operator, "LOW", 48.8567, 2.3522, 4.9).await;
+        let answer = s
+            .get("/v1/scooters/nearby?lat=48.8566&lon=2.3522", None)
+            .await;
+        let body = answer.expect(200);
+        let scooters = body["scooters"].as_array().unwrap();
+        let ids: Vec<&str> = scooters
+            .iter()
+            .map(|e| e["scooter_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["A", "B", "C"]);
+        let first = &scooters[0];
+        let distance = first["distance_m"].as_f64().unwrap();
+        assert!((distance - 111.2).abs() < 1.0, "{distance}");
+        assert_eq!(first["range_km"], 12.0);
+        assert_eq!(first["battery_pct"], 80.0);
+        assert_eq!(first["lat"], 48.8576);
+        assert!(first.get("state").is_none());
+
+        assert_eq!(
+            nearby_ids(s, "lat=48.8566&lon=2.3522&limit=2").await,
+            ["A", "B"]
+        );
+        assert_eq!(
+            nearby_ids(s, "lat=48.8566&lon=2.3522&radius_m=150").await,
+            ["A"]
+        );
+        assert_eq!(
+            nearby_ids(s, "lat=48.8566&lon=2.3522&radius_m=2000").await,
+            ["A", "B", "C", "FAR"]
+        );
+        assert_eq!(
+            nearby_ids(s, "lat=48.8566&lon=2.3522&min_range_km=20").await,
+            ["B", "C"]
+        );
+        // The contract's template leaves min_range_km empty.
+        assert_eq!(
+            nearby_ids(
+                s,
+                "lat=48.8566&lon=2.3522&radius_m=500&limit=20&min_range_km="
+            )
+            .await,
+            ["A", "B", "C"]
+        );
+        // LOW stands 11 m away but its range is below the 5 km floor, whatever the rider asks.
+        assert!(nearby_ids(s, "lat=48.8567&lon=2.3522&radius_m=5")
+            .await
+            .is_empty());
+        assert!(
+            nearby_ids(s, "lat=48.8567&lon=2.3522&radius_m=5&min_range_km=1")
+                .await
+                .is_empty()
+        );
+        assert_eq!(fleet_entry(s, &operator, "LOW").await["state"], "available");
+    }
+
+    pub async fn nearby_checks_its_query(s: &TestServer) {
+        for query in [
+            "",
+            "lat=48.85",
+            "lon=2.35",
+            "lat=91&lon=2.35",
+            "lat=48.85&lon=-180.5",
+            "lat=abc&lon=2.35",
+            "lat=NaN&lon=2.35",
+            "lat=48.85&lon=inf",
+            "lat=48.85&lon=2.35&radius_m=5001",
+            "lat=48.85&lon=2.35&radius_m=0",
+            "lat=48.85&lon=2.35&radius_m=-5",
+            "lat=48.85&lon=2.35&limit=101",
+            "lat=48.85&lon=2.35&limit=0",
+            "lat=48.85&lon=2.35&limit=2.5",
+            "lat=48.85&lon=2.35&min_range_km=-1",
+            "lat=48.85&lon=2.35&colour=red",
+        ] {
+            let answer = s.get(&format!("/v1/scooters/nearby?{query}"), None).await;
+            assert_eq!(answer.status.as_u16(), 400, "{query}: {}", answer.text);
+            answer.expect_problem(400, "invalid_request");
+        }
+        s.get(
+            "/v1/scooters/nearby?lat=48.85&lon=2.35&radius_m=5000&limit=100",
+            None,
+        )
+        .await
+        .expect(200);
+    }
+
+    pub async fn the_fleet_list_pages_through_every_scooter(s: &TestServer) {
+        let operator = s.operator_token().await;
+        for id in ["CS-3", "CS-1", "CS-5", "CS-2", "CS-4"] {
+            register(s, &operator, id, PARIS.0, PARIS.1, 30.0).await;
+        }
+        let mut seen = Vec::new();
+        let mut path = "/v1/ops/fleet?limit=2".to_owned();
+        loop {
+            let answer = s.get(&path, Some(&operator)).await;
+            let body = answer.expect(200).clone();
+            let page = body["scooters"].as_array().unwrap();
+            assert!(page.len() <= 2);
+            seen.extend(
+                page.iter()
+                    .map(|e| e["scooter_id"].as_str().unwrap().to_owned()),
+            );
+            match body["next"].as_str() {
+                Some(next) => path = format!("/v1/ops/fleet?limit=2&after={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["CS-1", "CS-2", "CS-3", "CS-4", "CS-5"]);
+        let all = s.get("/v1/ops/fleet", Some(&operator)).await;
+        assert_eq!(all.expect(200)["scooters"].as_array().unwrap().len(), 5);
+        assert!(all.body.get("next").is_none());
+        let (_, rider) = s.signup("curious@example.com").await;
+        s.get("/v1/ops/fleet", Some(&rider))
+            .await
+            .expect_problem(403, "forbidden");
+        s.get("/v1/ops/fleet", None)
+            .await
+            .expect_problem(401, "unauthenticated");
+        s.get("/v1/ops/fleet?limit=0", Some(&operator))
+            .await
+            .expect_problem(400, "invalid_request");
+        s.get("/v1/ops/fleet?limit=many", Some(&operator))
+            .await
+            .expect_problem(400, "invalid_request");
+    }
+
+    pub async fn concurrent_requests_are_all_committed(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let mut devices = Vec::new();
+        for i in 0..10 {
+            let id = format!("CC-{i}");
+            let token = register(s, &operator, &id, PARIS.0, PARIS.1, 30.0).await;
+            devices.push((id, token));
+        }
+        let now = s.clock.now();
+        let sends = devices.iter().map(|(_, token)| async move {
+            for k in 1..=5i64 {
+                let at = now - Duration::seconds(60 - k);
+                let batch = vec![point(48.86, 2.34 + k as f64 * 0.001, 20.0, at)];
+                send(s, token, batch).await.expect(202);
+            }
+        });
+        futures_join_all(sends).await;
+        for (id, _) in &devices {
+            assert_eq!(points_stored(s, id).await, 6, "{id}");
+        }
+    }
+
+    pub async fn operators_take_scooters_out_of_service_and_back(s: &TestServer) {
+        let operator = s.operator_token().await;
+        register(s, &operator, "CS-M", PARIS.0, PARIS.1, 30.0).await;
+        let event = |e: &str| json!({ "event": e });
+        let path = "/v1/ops/scooters/CS-M/events";
+        let answer = s.post(path, Some(&operator), event("maintenance")).await;
+        let body = answer.expect(200);
+        assert_eq!(
+            (body["state"].as_str(), body["state_reason"].as_str()),
+            (Some("non_operational"), Some("maintenance"))
+        );
+        // Not rentable, so not listed; the operators still see it.
+        assert!(nearby_ids(s, "lat=48.8566&lon=2.3522").await.is_empty());
+        let entry = fleet_entry(s, &operator, "CS-M").await;
+        assert_eq!(
+            (entry["state"].as_str(), entry["state_reason"].as_str()),
+            (Some("non_operational"), Some("maintenance"))
+        );
+        s.post(path, Some(&operator), event("battery_charged"))
+            .await
+            .expect_problem(409, "transition_not_allowed");
+        s.post(path, Some(&operator), event("maintenance_end"))
+            .await
+            .expect(200);
+        assert_eq!(nearby_ids(s, "lat=48.8566&lon=2.3522").await, ["CS-M"]);
+        s.post(path, Some(&operator), event("decommissioned"))
+            .await
+            .expect(200);
+        assert_eq!(fleet_entry(s, &operator, "CS-M").await["state"], "removed");
+        assert!(nearby_ids(s, "lat=48.8566&lon=2.3522").await.is_empty());
+
+        s.post(
+            "/v1/ops/scooters/CS-NONE/events",
+            Some(&operator),
+            event("maintenance"),
+        )
+        .await
+        .expect_problem(404, "scooter_not_found");
+        s.post(path, Some(&operator), event("trip_start"))
+            .await
+            .expect_problem(400, "invalid_request");
+        let (_, rider) = s.signup("meddler@example.com").await;
+        s.post(path, Some(&rider), event("agency_drop_off"))
+            .await
+            .expect_problem(403, "forbidden");
+        s.post(path, Some(&operator), event("agency_drop_off"))
+            .await
+            .expect(200);
+        assert_eq!(nearby_ids(s, "lat=48.8566&lon=2.3522").await, ["CS-M"]);
+    }
+
+    /// Drives all `futures` at once on this task, so their requests overlap.
+    async fn futures_join_all<F: std::future::Future<Output = ()>>(
+        futures: impl Iterator<Item = F>,
+    ) {
+        let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+        std::future::poll_fn(|cx| {
+            pinned.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+            if pinned.is_empty() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+fn quick_config(database_url: &str) -> Config {
+    let mut config = Config::for_database(database_url);
+    config.db_max_connections = 8;
+    config.operator_email = Some(OPERATOR_EMAIL.into());
+    config.operator_password = Some(Secret::new(OPERATOR_PASSWORD));
+    config.fleet_sweep_interval_ms = 50;
+    config.silence_timeout_secs = 600;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_scooter_becomes_non_contactable_and_comes_back() {
+    for backend in backends() {
+        let s = TestServer::start_with(backend, |c| {
+            c.fleet_sweep_interval_ms = 50;
+            c.silence_timeout_secs = 600;
+        })
+        .await;
+        let operator = s.operator_token().await;
+        let quiet = register(&s, &operator, "QUIET", PARIS.0, PARIS.1, 30.0).await;
+        let chatty = register(&s, &operator, "CHATTY", PARIS.0, 2.3523, 30.0).await;
+        s.clock.advance(Duration::minutes(9));
+        send(
+            &s,
+            &chatty,
+            vec![point(PARIS.0, 2.3523, 29.0, s.clock.now())],
+        )
+        .await
+        .expect(202);
+        s.clock.advance(Duration::minutes(2));
+        eventually("QUIET is non_contactable", || async {
+            fleet_entry(&s, &operator, "QUIET").await["state"] == "non_contactable"
+        })
+        .await;
+        assert_eq!(
+            fleet_entry(&s, &operator, "CHATTY").await["state"],
+            "available"
+        );
+        assert_eq!(nearby_ids(&s, "lat=48.8566&lon=2.3522").await, ["CHATTY"]);
+
+        send(
+            &s,
+            &quiet,
+            vec![point(PARIS.0, PARIS.1, 28.0, s.clock.now())],
+        )
+        .await
+        .expect(202);
+        assert_eq!(
+            fleet_entry(&s, &operator, "QUIET").await["state"],
+            "available"
+        );
+        assert_eq!(
+            nearby_ids(&s, "lat=48.8566&lon=2.3522").await,
+            ["QUIET", "CHATTY"]
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_rebuilds_the_live_index() {
+    for backend in backends() {
+        let first = TestServer::start(backend).await;
+        let operator = first.operator_token().await;
+        let token = register(&first, &operator, "CS-R", PARIS.0, PARIS.1, 30.0).await;
+        register(&first, &operator, "CS-S", 48.8584, 2.2945, 30.0).await;
+        first.clock.advance(Duration::seconds(20));
+        send(
+            &first,
+            &token,
+            vec![point(48.8600, 2.3400, 22.0, first.clock.now())],
+        )
+        .await
+        .expect(202);
+        let database = first.stop_keeping_database().await;
+
+        let config = quick_config(&database.url);
+        let second = TestServer::start_on(backend, database, config).await;
+        // Rebuilt from the database: the last position, and the device token still works.
+        assert_eq!(
+            nearby_ids(&second, "lat=48.8600&lon=2.3400").await,
+            ["CS-R"]
+        );
+        assert_eq!(
+            nearby_ids(&second, "lat=48.8584&lon=2.2945").await,
+            ["CS-S"]
+        );
+        let operator = second.operator_token().await;
+        let entry = fleet_entry(&second, &operator, "CS-R").await;
+        assert_eq!(
+            (entry["range_km"].as_f64(), entry["state"].as_str()),
+            (Some(22.0), Some("available"))
+        );
+        second.clock.advance(Duration::seconds(60));
+        send(
+            &second,
+            &token,
+            vec![point(48.8610, 2.3410, 21.0, second.clock.now())],
+        )
+        .await
+        .expect(202);
+        assert_eq!(
+            nearby_ids(&second, "lat=48.8610&lon=2.3410&radius_m=50").await,
+            ["CS-R"]
+        );
+        second
+            .post(
+                "/v1/ops/scooters",
+                Some(&operator),
+                json!({"scooter_id": "CS-R", "lat": 48.0, "lon": 2.0, "range_km": 10, "battery_pct": 50}),
+            )
+            .await
+            .expect_problem(409, "scooter_exists");
+        second.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_past_its_retention_is_deleted() {
+    for backend in backends() {
+        let s = TestServer::start_with(backend, |c| {
+            c.telemetry_retention_days = 2;
+            c.telemetry_retention_interval_secs = 1;
+        })
+        .await;
+        let operator = s.operator_token().await;
+        let token = register(&s, &operator, "OLD", PARIS.0, PARIS.1, 30.0).await;
+        let now = s.clock.now();
+        send(
+            &s,
+            &token,
+            vec![
+                point(48.85, 2.35, 30.0, now - Duration::days(3)),
+                point(48.85, 2.35, 30.0, now - Duration::days(1)),
+            ],
+        )
+        .await
+        .expect(202);
+        eventually("the three-day-old point is deleted", || async {
+            points_stored(&s, "OLD").await == 2
+        })
+        .await;
+        s.stop().await;
+    }
+}
+
+/// The broker MQTT tests use: `SCOOTFLEET_TEST_MQTT`, or a local Mosquitto if one answers.
+async fn test_broker() -> Option<String> {
+    if let Ok(url) = std::env::var("SCOOTFLEET_TEST_MQTT") {
+        return Some(url);
+    }
+    match tokio::net::TcpStream::connect("127.0.0.1:1883").await {
+        Ok(_) => Some("mqtt://127.0.0.1:1883".into()),
+        Err(_) => {
+            eprintln!("no MQTT broker on 127.0.0.1:1883: MQTT test skipped");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_arrives_over_mqtt() {
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
+    let Some(broker) = test_broker().await else {
+        return;
+    };
+    for backend in backends() {
+        let run = scootfleet::ids::new_secret(8);
+        let server_url = format!("{broker}?client_id=sf-test-{run}");
+        let s = TestServer::start_with(backend, |c| {
+            c.mqtt_url = Some(Secret::new(server_url));
+        })
+        .await;
+        let operator = s.operator_token().await;
+        let id = format!("MQ-{run}");
+        register(&s, &operator, &id, PARIS.0, PARIS.1, 30.0).await;
+
+        let mut options = MqttOptions::parse_url(format!("{broker}?client_id=sf-device-{run}"))
+            .expect("device options");
+        options.set_keep_alive(std::time::Duration::from_secs(5));
+        let (device, mut events) = AsyncClient::new(options, 64);
+        let pump = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+        let topic = format!("scootfleet/scooters/{id}/telemetry");
+        let publish = |points: Vec<serde_json::Value>| {
+            let device = device.clone();
+            let topic = topic.clone();
+            async move {
+                let payload = serde_json::to_vec(&json!({ "points": points })).unwrap();
+                device
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                    .expect("publish");
+            }
+        };
+
+        s.clock.advance(Duration::seconds(30));
+        let t1 = s.clock.now();
+        // The server subscribes in the background: publish until it has listened.
+        eventually("the first MQTT point is applied", || async {
+            publish(vec![point(48.8600, 2.3400, 25.0, t1)]).await;
+            fleet_entry(&s, &operator, &id).await["lat"] == 48.86
+        })
+        .await;
+        assert_eq!(
+            nearby_ids(&s, "lat=48.8600&lon=2.3400&radius_m=50").await,
+            vec![id.clone()]
+        );
+
+        // An invalid batch is refused whole; the next valid one goes through.
+        let mut bad = point(48.8700, 2.3500, 25.0, t1 + Duration::seconds(2));
+        bad["lat"] = json!(95.0);
+        publish(vec![
+            point(48.8650, 2.3450, 25.0, t1 + Duration::seconds(1)),
+            bad,
+        ])
+        .await;
+        publish(vec![point(
+            48.8610,
+            2.3410,
+            24.0,
+            t1 + Duration::seconds(3),
+        )])
+        .await;
+        eventually("the second valid MQTT point is applied", || async {
+            fleet_entry(&s, &operator, &id).await["lat"] == 48.861
+        })
+        .await;
+        assert_eq!(points_stored(&s, &id).await, 3);
+        // Unknown scooters are ignored.
+        device
+            .publish(
+                format!("scootfleet/scooters/NOBODY-{run}/telemetry"),
+                QoS::AtLeastOnce,
+                false,
+                b"{}".to_vec(),
+            )
+            .await
+            .expect("publish");
+        pump.abort();
+        s.stop().await;
+    }
+}
