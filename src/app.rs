@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, error, ops, telemetry};
+use crate::{accounts, error, ops, telemetry, zones};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -29,6 +29,10 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub clock: Arc<dyn Clock>,
     pub login_limiter: Arc<accounts::LoginLimiter>,
+    /// The zone set in force: service areas, no-parking and slow zones.
+    pub zones: Arc<zones::Zones>,
+    /// The operating hours in force.
+    pub hours: Arc<zones::Hours>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -57,6 +61,22 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         }
     }
 
+    let tolerance = config.parking_border_tolerance_m;
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        anyhow::bail!(
+            "SCOOTFLEET_PARKING_BORDER_TOLERANCE_M must be a number of metres, 0 or more"
+        );
+    }
+    let zone_set = zones::store::load_zone_set(&db, clock.now()).await?;
+    tracing::info!(
+        version = zone_set.version(),
+        zones = zone_set.zones().len(),
+        "zones loaded"
+    );
+    let zones = zones::Zones::new(zone_set, tolerance);
+    let (hours_version, hours) = zones::store::load_hours(&db).await?;
+    let hours = zones::Hours::new(hours_version, hours);
+
     let login_limiter = accounts::LoginLimiter::new(&config);
     Ok(AppState {
         db,
@@ -64,6 +84,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         tokens: Arc::new(tokens),
         clock,
         login_limiter: Arc::new(login_limiter),
+        zones: Arc::new(zones),
+        hours: Arc::new(hours),
     })
 }
 
@@ -102,6 +124,7 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::http::router())
         .merge(ops::http::router())
+        .merge(zones::http::router())
         .split_for_parts();
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
     router

@@ -20,3 +20,5 @@ pub mod ids;
 pub mod ops;
 /// Logs and metrics of the server itself.
 pub mod telemetry;
+/// Zones and operating hours: the service area, no-parking and slow zones, and when rides may start.
+pub mod zones;
