@@ -3,8 +3,9 @@
 create table zone_sets (
     version bigint primary key,
     created_at_ms bigint not null,
-    -- The operator who uploaded it; null for the built-in defaults.
-    created_by text references accounts (id),
+    -- The operator account that uploaded it; null for the built-in defaults. Not a foreign
+    -- key: the history must outlive the accounts it mentions.
+    created_by text,
     feature_count bigint not null,
     geojson text not null
 );
@@ -14,7 +15,7 @@ create table zone_sets (
 create table operating_hours (
     version bigint primary key,
     created_at_ms bigint not null,
-    created_by text references accounts (id),
+    created_by text,
     timezone text not null,
     open_minute bigint not null check (open_minute >= 0 and open_minute < 1440),
     close_minute bigint not null check (close_minute >= 0 and close_minute <= 1440)
