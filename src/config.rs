@@ -113,6 +113,11 @@ pub struct Config {
     )]
     pub parking_border_tolerance_m: f64,
 
+    /// How often each server checks the database for zones and hours stored by another
+    /// server sharing it, in milliseconds.
+    #[arg(long, env = "SCOOTFLEET_ZONES_REFRESH_MS", default_value_t = 5_000)]
+    pub zones_refresh_ms: u64,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "SCOOTFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

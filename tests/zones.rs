@@ -26,6 +26,72 @@ async fn zones_and_hours_survive_a_restart() {
     }
 }
 
+/// Two servers on one database: what one accepts, the other puts in force by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sharing_a_database_follow_each_other() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    for backend in common::backends() {
+        let first = common::TestServer::start_with(backend, |c| c.zones_refresh_ms = 50).await;
+        let mut config = scootfleet::config::Config::for_database(&first.database.url);
+        config.zones_refresh_ms = 50;
+        let clock = Arc::new(scootfleet::clock::ManualClock::new(common::default_now()));
+        let state = scootfleet::app::build_state(config, clock)
+            .await
+            .expect("second server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let second = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(scootfleet::app::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+
+        let token = first.operator_token().await;
+        scenarios::set_zones_and_hours_before_restart(&first).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let zones: serde_json::Value = first
+                .http
+                .get(format!("{second}/v1/zones"))
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("json");
+            let hours: serde_json::Value = first
+                .http
+                .get(format!("{second}/v1/ops/hours"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("json");
+            if zones["version"] == 2 && hours["timezone"] == "Europe/Berlin" {
+                assert_eq!(zones["name"], "Small town");
+                assert_eq!(hours["open"], "06:30");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the second server never caught up: {zones} {hours}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+
+        let _ = stop.send(());
+        task.await
+            .expect("second server task")
+            .expect("second server stopped cleanly");
+        first.stop().await;
+    }
+}
+
 mod scenarios {
     use serde_json::{json, Value};
 

@@ -238,6 +238,11 @@ impl Hours {
         self.current.borrow().clone()
     }
 
+    /// The stored version in force; 0 for the built-in default.
+    pub fn version(&self) -> i64 {
+        *self.version.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Puts `hours`, stored as `version`, in force unless a newer version already is.
     pub fn replace(&self, version: i64, hours: OperatingHours) {
         let mut in_force = self.version.lock().unwrap_or_else(PoisonError::into_inner);

@@ -7,6 +7,7 @@
 //! swaps it atomically when an operator uploads a new version.
 
 mod defaults;
+pub mod follow;
 pub mod hours;
 pub mod http;
 mod parse;

@@ -48,6 +48,23 @@ pub enum ParkingRefusal {
     NoParkingZone { name: Option<String> },
 }
 
+impl ParkingRefusal {
+    /// A sentence for the rider, for the `detail` of a `parking_not_allowed` refusal.
+    pub fn detail(&self) -> String {
+        match self {
+            ParkingRefusal::OutsideServiceArea => {
+                "The scooter is outside the service area: please ride back inside it to end your ride.".into()
+            }
+            ParkingRefusal::NoParkingZone { name: Some(name) } => format!(
+                "Parking is not allowed here ({name}): please move the scooter out of the no-parking zone to end your ride."
+            ),
+            ParkingRefusal::NoParkingZone { name: None } => {
+                "Parking is not allowed here: please move the scooter out of the no-parking zone to end your ride.".into()
+            }
+        }
+    }
+}
+
 /// One polygon's envelope in the R-tree, pointing at its zone and polygon.
 type Envelope = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
 

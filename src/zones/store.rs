@@ -201,3 +201,15 @@ pub async fn load_hours(db: &Db) -> anyhow::Result<(i64, OperatingHours)> {
     )?;
     Ok((stored.version, hours))
 }
+
+/// The highest stored versions of the zone sets and of the hours (0 when none).
+pub async fn latest_versions(db: &Db) -> Result<(i64, i64), sqlx::Error> {
+    db_run!(db, |pool| {
+        sqlx::query_as(
+            "select (select coalesce(max(version), 0) from zone_sets), \
+                    (select coalesce(max(version), 0) from operating_hours)",
+        )
+        .fetch_one(pool)
+        .await
+    })
+}
