@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, console, error, fleet, ops, telemetry};
+use crate::{accounts, console, error, fleet, ops, telemetry, zones};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -31,6 +31,10 @@ pub struct AppState {
     pub login_limiter: Arc<accounts::LoginLimiter>,
     /// The fleet: live index, telemetry writer, state changes, change feed.
     pub fleet: Arc<fleet::Fleet>,
+    /// The zone set in force: service areas, no-parking and slow zones.
+    pub zones: Arc<zones::Zones>,
+    /// The operating hours in force.
+    pub hours: Arc<zones::Hours>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -59,6 +63,22 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         }
     }
 
+    let tolerance = config.parking_border_tolerance_m;
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        anyhow::bail!(
+            "SCOOTFLEET_PARKING_BORDER_TOLERANCE_M must be a number of metres, 0 or more"
+        );
+    }
+    let zone_set = zones::store::load_zone_set(&db, clock.now()).await?;
+    tracing::info!(
+        version = zone_set.version(),
+        zones = zone_set.zones().len(),
+        "zones loaded"
+    );
+    let zones = zones::Zones::new(zone_set, tolerance);
+    let (hours_version, hours) = zones::store::load_hours(&db).await?;
+    let hours = zones::Hours::new(hours_version, hours);
+
     let login_limiter = accounts::LoginLimiter::new(&config);
     let fleet = fleet::Fleet::load(&db, config.rental_floor_km).await?;
     tracing::info!(scooters = fleet.read().len(), "live fleet index built");
@@ -69,6 +89,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         clock,
         login_limiter: Arc::new(login_limiter),
         fleet: Arc::new(fleet),
+        zones: Arc::new(zones),
+        hours: Arc::new(hours),
     })
 }
 
@@ -113,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::http::router())
         .merge(console::router())
         .merge(fleet::http::router())
+        .merge(zones::http::router())
         .split_for_parts();
     let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
@@ -131,7 +154,11 @@ pub fn router(state: AppState) -> Router {
 /// Background work that runs beside the HTTP server until shutdown.
 fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut workers = Vec::new();
-    workers.extend(fleet::workers::spawn(state, shutdown));
+    workers.extend(fleet::workers::spawn(state, shutdown.clone()));
+    workers.push(tokio::spawn(zones::follow::follow_database(
+        state.clone(),
+        shutdown,
+    )));
     workers
 }
 

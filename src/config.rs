@@ -120,6 +120,21 @@ pub struct Config {
     #[arg(long, env = "SCOOTFLEET_BASEMAP_ATTRIBUTION")]
     pub basemap_attribution: Option<String>,
 
+    /// GPS tolerance, in metres, at the border of the service area when a ride ends: a
+    /// scooter that far outside still counts as inside, so GPS error never traps a rider
+    /// in a paid ride. No-parking zones get no tolerance (see `ZoneSet::parking_verdict`).
+    #[arg(
+        long,
+        env = "SCOOTFLEET_PARKING_BORDER_TOLERANCE_M",
+        default_value_t = 15.0
+    )]
+    pub parking_border_tolerance_m: f64,
+
+    /// How often each server checks the database for zones and hours stored by another
+    /// server sharing it, in milliseconds.
+    #[arg(long, env = "SCOOTFLEET_ZONES_REFRESH_MS", default_value_t = 5_000)]
+    pub zones_refresh_ms: u64,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "SCOOTFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -28,3 +28,5 @@ pub mod ops;
 pub mod rides;
 /// Logs and metrics of the server itself.
 pub mod telemetry;
+/// Zones and operating hours: the service area, no-parking and slow zones, and when rides may start.
+pub mod zones;
