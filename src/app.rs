@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, error, ops, telemetry};
+use crate::{accounts, billing, error, ops, telemetry};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -29,6 +29,10 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub clock: Arc<dyn Clock>,
     pub login_limiter: Arc<accounts::LoginLimiter>,
+    /// Prices, VAT, free trial, unlock minimum and pack catalogue in force.
+    pub tariff: Arc<billing::Tariff>,
+    /// Where top-up money comes from.
+    pub payments: Arc<dyn billing::payments::PaymentProvider>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -58,12 +62,15 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     }
 
     let login_limiter = accounts::LoginLimiter::new(&config);
+    let tariff = billing::Tariff::from_config(&config)?;
     Ok(AppState {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         clock,
         login_limiter: Arc::new(login_limiter),
+        tariff: Arc::new(tariff),
+        payments: Arc::new(billing::payments::TestPaymentProvider),
     })
 }
 
@@ -102,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::http::router())
         .merge(ops::http::router())
+        .merge(billing::http::router())
         .split_for_parts();
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
     router

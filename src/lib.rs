@@ -6,6 +6,8 @@ pub mod accounts;
 pub mod app;
 /// Access tokens, password hashing and the per-role request extractors.
 pub mod auth;
+/// Billing: tariff, packs, wallets, the double-entry ledger and payment providers.
+pub mod billing;
 /// Time as a dependency, so tests control it.
 pub mod clock;
 /// Settings from environment variables and CLI flags.
@@ -14,6 +16,8 @@ pub mod config;
 pub mod db;
 /// The error type and its problem documents.
 pub mod error;
+/// `Idempotency-Key`: replaying the first answer to a repeated mutating call.
+pub mod idempotency;
 /// Opaque identifiers and random secrets.
 pub mod ids;
 /// Health, metrics and the OpenAPI document.
