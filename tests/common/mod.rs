@@ -329,3 +329,6 @@ impl TestServer {
             .to_owned()
     }
 }
+
+/// Helpers for wallet, packs, top-ups and idempotency keys.
+pub mod billing;

@@ -1,0 +1,470 @@
+//! Wallets, packs, top-ups, idempotency keys and the ledger, through HTTP on every backend,
+//! plus ride charges through the API the rides domain calls.
+
+mod common;
+
+on_both_backends!(
+    a_new_rider_has_an_empty_wallet_and_a_trial,
+    packs_are_listed_publicly,
+    top_ups_go_through_the_payment_provider,
+    top_up_amounts_are_checked,
+    packs_are_bought_from_the_wallet,
+    a_replayed_top_up_moves_money_once,
+    a_replayed_pack_purchase_moves_money_once,
+    a_key_reused_with_another_body_is_refused,
+    concurrent_duplicates_move_money_once,
+    concurrent_purchases_never_overdraw,
+    rides_are_paid_by_trial_then_packs_then_wallet,
+    a_ride_charge_commits_with_the_callers_transaction,
+    the_ledger_sums_to_zero,
+);
+
+mod scenarios {
+    use futures_util::future::join_all;
+    use scootfleet::billing::{store, Conn, RideCharge};
+    use serde_json::json;
+
+    use crate::common::*;
+
+    const TOP_UP: &str = "/v1/me/wallet/top-ups";
+    const PACKS: &str = "/v1/me/packs";
+
+    pub async fn a_new_rider_has_an_empty_wallet_and_a_trial(s: &TestServer) {
+        let (_, token) = s.signup("new@example.com").await;
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "0.00");
+        assert_eq!(wallet["currency"], "EUR");
+        assert_eq!(wallet["pack_minutes"], 0);
+        assert_eq!(wallet["free_trial_available"], true);
+        assert_eq!(wallet["free_trial_minutes"], 15);
+        s.get("/v1/me/wallet", None)
+            .await
+            .expect_problem(401, "unauthenticated");
+        let operator = s.operator_token().await;
+        s.get("/v1/me/wallet", Some(&operator))
+            .await
+            .expect_problem(403, "forbidden");
+    }
+
+    pub async fn packs_are_listed_publicly(s: &TestServer) {
+        let answer = s.get("/v1/packs", None).await;
+        let packs = answer.expect(200)["packs"].as_array().unwrap().clone();
+        assert_eq!(packs.len(), 3);
+        assert_eq!(
+            packs[0],
+            json!({"pack_id": "pack_50", "minutes": 50, "price": "12.00", "currency": "EUR"})
+        );
+        for pack in &packs {
+            let minutes = pack["minutes"].as_f64().unwrap();
+            let price: f64 = pack["price"].as_str().unwrap().parse().unwrap();
+            assert!(
+                price / minutes < 0.28,
+                "a pack is cheaper than riding: {pack}"
+            );
+        }
+    }
+
+    pub async fn top_ups_go_through_the_payment_provider(s: &TestServer) {
+        let (_, token) = s.signup("payer@example.com").await;
+        let answer = s
+            .post(
+                TOP_UP,
+                Some(&token),
+                json!({"amount": "20", "payment_token": "tok_test_ok"}),
+            )
+            .await;
+        let body = answer.expect(201);
+        assert_eq!(body["balance"], "20.00");
+        assert_eq!(body["amount"], "20.00");
+        assert_eq!(body["currency"], "EUR");
+        assert!(body["top_up_id"].as_str().is_some());
+
+        s.post(
+            TOP_UP,
+            Some(&token),
+            json!({"amount": "10.00", "payment_token": "tok_test_declined"}),
+        )
+        .await
+        .expect_problem(402, "payment_declined");
+        s.post(
+            TOP_UP,
+            Some(&token),
+            json!({"amount": "10.00", "payment_token": "tok_made_up"}),
+        )
+        .await
+        .expect_problem(402, "payment_declined");
+        assert_eq!(s.wallet(&token).await["balance"], "20.00");
+
+        s.top_up(&token, "0.50").await;
+        assert_eq!(s.wallet(&token).await["balance"], "20.50");
+        s.post(
+            TOP_UP,
+            None,
+            json!({"amount": "1.00", "payment_token": "tok_test_ok"}),
+        )
+        .await
+        .expect_problem(401, "unauthenticated");
+    }
+
+    pub async fn top_up_amounts_are_checked(s: &TestServer) {
+        let (_, token) = s.signup("careful@example.com").await;
+        for amount in [
+            json!("0"),
+            json!("0.00"),
+            json!("-5.00"),
+            json!("10.001"),
+            json!("500.01"),
+            json!("1e2"),
+            json!("ten"),
+            json!(10),
+            json!(null),
+        ] {
+            s.post(
+                TOP_UP,
+                Some(&token),
+                json!({"amount": amount, "payment_token": "tok_test_ok"}),
+            )
+            .await
+            .expect_problem(400, "invalid_request");
+        }
+        s.post(TOP_UP, Some(&token), json!({"amount": "5.00"}))
+            .await
+            .expect_problem(400, "invalid_request");
+        s.post(
+            TOP_UP,
+            Some(&token),
+            json!({"amount": "5.00", "payment_token": "tok_test_ok", "tip": "1.00"}),
+        )
+        .await
+        .expect_problem(400, "invalid_request");
+        assert_eq!(s.wallet(&token).await["balance"], "0.00");
+        assert_eq!(s.top_up(&token, "500.00").await["balance"], "500.00");
+    }
+
+    pub async fn packs_are_bought_from_the_wallet(s: &TestServer) {
+        let (_, token) = s.signup("packs@example.com").await;
+        s.post(PACKS, Some(&token), json!({"pack_id": "pack_50"}))
+            .await
+            .expect_problem(402, "insufficient_funds");
+        s.post(PACKS, Some(&token), json!({"pack_id": "pack_999"}))
+            .await
+            .expect_problem(404, "pack_not_found");
+        s.post(PACKS, Some(&token), json!({}))
+            .await
+            .expect_problem(400, "invalid_request");
+
+        s.top_up(&token, "15.00").await;
+        let answer = s
+            .post(PACKS, Some(&token), json!({"pack_id": "pack_50"}))
+            .await;
+        let body = answer.expect(201);
+        assert_eq!(body["pack_id"], "pack_50");
+        assert_eq!(body["minutes"], 50);
+        assert_eq!(body["price"], "12.00");
+        assert_eq!(body["wallet"]["balance"], "3.00");
+        assert_eq!(body["wallet"]["pack_minutes"], 50);
+
+        s.post(PACKS, Some(&token), json!({"pack_id": "pack_50"}))
+            .await
+            .expect_problem(402, "insufficient_funds");
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "3.00");
+        assert_eq!(wallet["pack_minutes"], 50);
+        assert_eq!(wallet["free_trial_available"], true, "packs keep the trial");
+    }
+
+    pub async fn a_replayed_top_up_moves_money_once(s: &TestServer) {
+        let (_, token) = s.signup("replay@example.com").await;
+        let body = json!({"amount": "10.00", "payment_token": "tok_test_ok"});
+        let first = s
+            .post_with_key(TOP_UP, &token, "topup-1", body.clone())
+            .await;
+        first.expect(201);
+        assert!(first.headers.get("idempotent-replayed").is_none());
+        let again = s
+            .post_with_key(TOP_UP, &token, "topup-1", body.clone())
+            .await;
+        again.expect(201);
+        assert_eq!(again.body, first.body, "the first answer, again");
+        assert_eq!(
+            again
+                .headers
+                .get("idempotent-replayed")
+                .map(|v| v.to_str().unwrap()),
+            Some("true")
+        );
+        assert_eq!(s.wallet(&token).await["balance"], "10.00");
+
+        // Another key is another top-up; the same key of another rider is theirs alone.
+        s.post_with_key(TOP_UP, &token, "topup-2", body.clone())
+            .await
+            .expect(201);
+        assert_eq!(s.wallet(&token).await["balance"], "20.00");
+        let (_, other) = s.signup("other@example.com").await;
+        s.post_with_key(TOP_UP, &other, "topup-1", body.clone())
+            .await
+            .expect(201);
+        assert_eq!(s.wallet(&other).await["balance"], "10.00");
+
+        // A declined payment is answered the same way when replayed.
+        let declined = json!({"amount": "10.00", "payment_token": "tok_test_declined"});
+        s.post_with_key(TOP_UP, &token, "topup-3", declined.clone())
+            .await
+            .expect_problem(402, "payment_declined");
+        let replayed = s.post_with_key(TOP_UP, &token, "topup-3", declined).await;
+        replayed.expect_problem(402, "payment_declined");
+        assert_eq!(s.wallet(&token).await["balance"], "20.00");
+
+        s.post_with_key(TOP_UP, &token, &"k".repeat(256), body)
+            .await
+            .expect_problem(400, "invalid_request");
+    }
+
+    pub async fn a_replayed_pack_purchase_moves_money_once(s: &TestServer) {
+        let (_, token) = s.signup("replay-pack@example.com").await;
+        s.top_up(&token, "30.00").await;
+        let body = json!({"pack_id": "pack_100"});
+        let first = s.post_with_key(PACKS, &token, "buy-1", body.clone()).await;
+        first.expect(201);
+        let again = s.post_with_key(PACKS, &token, "buy-1", body).await;
+        again.expect(201);
+        assert_eq!(again.body, first.body);
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "8.00");
+        assert_eq!(wallet["pack_minutes"], 100);
+    }
+
+    pub async fn a_key_reused_with_another_body_is_refused(s: &TestServer) {
+        let (_, token) = s.signup("reuse@example.com").await;
+        s.post_with_key(
+            TOP_UP,
+            &token,
+            "same-key",
+            json!({"amount": "10.00", "payment_token": "tok_test_ok"}),
+        )
+        .await
+        .expect(201);
+        s.post_with_key(
+            TOP_UP,
+            &token,
+            "same-key",
+            json!({"amount": "20.00", "payment_token": "tok_test_ok"}),
+        )
+        .await
+        .expect_problem(422, "idempotency_key_reused");
+        s.post_with_key(PACKS, &token, "same-key", json!({"pack_id": "pack_50"}))
+            .await
+            .expect_problem(422, "idempotency_key_reused");
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "10.00");
+        assert_eq!(wallet["pack_minutes"], 0);
+    }
+
+    pub async fn concurrent_duplicates_move_money_once(s: &TestServer) {
+        let (_, token) = s.signup("racer@example.com").await;
+        let body = json!({"amount": "7.00", "payment_token": "tok_test_ok"});
+        let calls = (0..12).map(|_| s.post_with_key(TOP_UP, &token, "race", body.clone()));
+        let answers = join_all(calls).await;
+        let created: Vec<_> = answers.iter().filter(|a| a.status == 201).collect();
+        assert!(!created.is_empty());
+        for answer in &answers {
+            if answer.status != 201 {
+                answer.expect_problem(409, "idempotency_key_in_progress");
+            }
+        }
+        for answer in &created {
+            assert_eq!(answer.body, created[0].body, "every 201 is the same answer");
+        }
+        assert_eq!(s.wallet(&token).await["balance"], "7.00");
+    }
+
+    pub async fn concurrent_purchases_never_overdraw(s: &TestServer) {
+        let (_, token) = s.signup("spender@example.com").await;
+        s.top_up(&token, "24.00").await;
+        let calls = (0..6).map(|_| s.post(PACKS, Some(&token), json!({"pack_id": "pack_50"})));
+        let answers = join_all(calls).await;
+        let bought = answers.iter().filter(|a| a.status == 201).count();
+        for answer in answers.iter().filter(|a| a.status != 201) {
+            answer.expect_problem(402, "insufficient_funds");
+        }
+        assert_eq!(bought, 2);
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "0.00");
+        assert_eq!(wallet["pack_minutes"], 100);
+    }
+
+    /// Charges a ride the way the rides domain does: inside its own transaction.
+    async fn charge(
+        s: &TestServer,
+        rider_id: &str,
+        ride_id: &str,
+        duration_s: i64,
+    ) -> store::ChargedRide {
+        let db = s.open_db().await;
+        let tariff = s.default_tariff();
+        let ride = RideCharge {
+            rider_id,
+            ride_id,
+            duration_s,
+            at: scootfleet::clock::Clock::now(s.clock.as_ref()),
+        };
+        let charged = scootfleet::db_run!(&db, |pool| {
+            let mut tx = pool.begin().await.expect("begin");
+            let charged = store::charge_ride(Conn::from(&mut *tx), &tariff, &ride)
+                .await
+                .expect("charge");
+            tx.commit().await.expect("commit");
+            charged
+        });
+        db.close().await;
+        charged
+    }
+
+    async fn may_unlock(s: &TestServer, rider_id: &str) -> bool {
+        let db = s.open_db().await;
+        let tariff = s.default_tariff();
+        let wallet = store::wallet(&db, &tariff, rider_id).await.expect("wallet");
+        db.close().await;
+        wallet.can_unlock(&tariff).is_ok()
+    }
+
+    pub async fn rides_are_paid_by_trial_then_packs_then_wallet(s: &TestServer) {
+        let (rider, token) = s.signup("rider@example.com").await;
+        assert!(may_unlock(s, &rider).await, "the trial is enough to ride");
+        s.top_up(&token, "2.00").await;
+
+        // First ride, 20 minutes: 15 free, 5 from the wallet.
+        let first = charge(s, &rider, "ride_1", 20 * 60).await;
+        let b = first.breakdown;
+        assert_eq!(b.billed_minutes, 20);
+        assert_eq!(b.amount.to_string(), "5.60");
+        assert_eq!((b.free_trial_minutes, b.pack_minutes), (15, 0));
+        assert_eq!(b.wallet_amount.to_string(), "1.40");
+        assert_eq!(first.vat.to_string(), "0.93");
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "0.60");
+        assert_eq!(wallet["free_trial_available"], false);
+        assert!(
+            !may_unlock(s, &rider).await,
+            "0.60 is below the unlock minimum"
+        );
+
+        // Charged once: a second call answers the first charge and moves nothing.
+        let again = charge(s, &rider, "ride_1", 20 * 60).await;
+        assert_eq!(again, first);
+        assert_eq!(s.wallet(&token).await["balance"], "0.60");
+
+        s.top_up(&token, "12.00").await;
+        s.post(PACKS, Some(&token), json!({"pack_id": "pack_50"}))
+            .await
+            .expect(201);
+        assert!(may_unlock(s, &rider).await);
+
+        // 61 seconds: two started minutes, from the pack.
+        let second = charge(s, &rider, "ride_2", 61).await.breakdown;
+        assert_eq!((second.billed_minutes, second.free_trial_minutes), (2, 0));
+        assert_eq!(second.pack_minutes, 2);
+        assert_eq!(second.wallet_amount.to_string(), "0.00");
+        assert_eq!(s.wallet(&token).await["pack_minutes"], 48);
+
+        // An hour: the 48 pack minutes, then 12 × 0.28 from a wallet of 0.60 — a debt.
+        let third = charge(s, &rider, "ride_3", 3600).await.breakdown;
+        assert_eq!(third.pack_minutes, 48);
+        assert_eq!(third.wallet_amount.to_string(), "3.36");
+        assert_eq!(third.balance_after.to_string(), "-2.76");
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "-2.76");
+        assert_eq!(wallet["pack_minutes"], 0);
+        assert!(
+            !may_unlock(s, &rider).await,
+            "a debt blocks the next unlock"
+        );
+        s.post(PACKS, Some(&token), json!({"pack_id": "pack_50"}))
+            .await
+            .expect_problem(402, "insufficient_funds");
+
+        s.top_up(&token, "3.76").await;
+        assert_eq!(s.wallet(&token).await["balance"], "1.00");
+        assert!(may_unlock(s, &rider).await, "debt paid, minimum reached");
+
+        // A 0 s ride still bills one minute.
+        let blink = charge(s, &rider, "ride_4", 0).await.breakdown;
+        assert_eq!(
+            (blink.billed_minutes, blink.amount.to_string()),
+            (1, "0.28".to_owned())
+        );
+
+        let db = s.open_db().await;
+        let stored = store::charged_ride(&db, "ride_1").await.unwrap().unwrap();
+        assert_eq!(stored, first, "the charge reads back for the receipt");
+        assert!(scootfleet::billing::ledger::ledger_sums_to_zero(&db)
+            .await
+            .unwrap());
+        db.close().await;
+    }
+
+    pub async fn a_ride_charge_commits_with_the_callers_transaction(s: &TestServer) {
+        let (rider, token) = s.signup("rollback@example.com").await;
+        s.top_up(&token, "5.00").await;
+        let db = s.open_db().await;
+        let tariff = s.default_tariff();
+        let ride = RideCharge {
+            rider_id: &rider,
+            ride_id: "ride_rolled_back",
+            duration_s: 30 * 60,
+            at: scootfleet::clock::from_millis(0),
+        };
+        scootfleet::db_run!(&db, |pool| {
+            let mut tx = pool.begin().await.expect("begin");
+            store::charge_ride(Conn::from(&mut *tx), &tariff, &ride)
+                .await
+                .expect("charge");
+            tx.rollback().await.expect("rollback");
+        });
+        let wallet = s.wallet(&token).await;
+        assert_eq!(
+            wallet["balance"], "5.00",
+            "nothing charged for a ride that never ended"
+        );
+        assert_eq!(
+            wallet["free_trial_available"], true,
+            "the trial is still there"
+        );
+        assert!(store::charged_ride(&db, "ride_rolled_back")
+            .await
+            .unwrap()
+            .is_none());
+        db.close().await;
+    }
+
+    pub async fn the_ledger_sums_to_zero(s: &TestServer) {
+        let (rider, token) = s.signup("audit@example.com").await;
+        let (_, other) = s.signup("audit2@example.com").await;
+        s.top_up(&token, "50.00").await;
+        s.top_up(&other, "12.34").await;
+        s.post(PACKS, Some(&token), json!({"pack_id": "pack_100"}))
+            .await
+            .expect(201);
+        s.post(PACKS, Some(&other), json!({"pack_id": "pack_50"}))
+            .await
+            .expect(201);
+        charge(s, &rider, "ride_a", 17 * 60 + 5).await;
+        charge(s, &rider, "ride_b", 200 * 60).await;
+
+        let db = s.open_db().await;
+        let audit = scootfleet::billing::ledger::audit(&db).await.unwrap();
+        assert!(audit.is_sound(), "{audit:?}");
+        assert_eq!(
+            audit.transactions, 5,
+            "2 top-ups, 2 packs, 1 ride paid from the wallet"
+        );
+        assert_eq!(audit.entries, 10);
+        assert!(scootfleet::billing::ledger::ledger_sums_to_zero(&db)
+            .await
+            .unwrap());
+        db.close().await;
+        // 50 - 22 (pack); ride_a: 18 minutes, 15 free and 3 from the pack; ride_b: the 97
+        // pack minutes left, then 103 × 0.28 = 28.84 from a wallet of 28.00.
+        assert_eq!(s.wallet(&token).await["balance"], "-0.84");
+    }
+}
