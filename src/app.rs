@@ -125,8 +125,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Background work that runs beside the HTTP server until shutdown.
-fn spawn_workers(_state: &AppState, _shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    Vec::new()
+fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    vec![crate::idempotency::spawn_purger(state.clone(), shutdown)]
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves: in-flight requests finish,

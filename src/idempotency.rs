@@ -39,13 +39,17 @@ use crate::app::AppState;
 use crate::db::Db;
 use crate::db_run;
 use crate::error::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// The header clients send.
 pub const HEADER: &str = "idempotency-key";
 /// The header on answers that are replays.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-/// How long answers are kept.
+/// How long answers are kept, at least.
 pub const RETENTION: chrono::Duration = chrono::Duration::hours(24);
+/// How often answers past [`RETENTION`] are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// A claim without an answer after this long belongs to a server that stopped: a retry may
 /// take it over.
 pub const STALE_CLAIM: chrono::Duration = chrono::Duration::minutes(2);
@@ -160,15 +164,6 @@ async fn claim(
     let db = &state.db;
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
-    let expired_ms = (now - RETENTION).timestamp_millis();
-    db_run!(db, |pool| sqlx::query(
-        "delete from idempotency_keys where account_id = $1 and created_at_ms < $2"
-    )
-    .bind(account_id)
-    .bind(expired_ms)
-    .execute(pool)
-    .await
-    .map(|_| ()))?;
     let deadline = tokio::time::Instant::now() + WAIT_FOR_ANSWER;
     loop {
         let inserted = db_run!(db, |pool| sqlx::query(
@@ -266,6 +261,39 @@ async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Resul
         .map(|_| ()))?;
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// Deletes the answers kept longer than [`RETENTION`]; returns how many.
+pub async fn purge(db: &Db, now: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
+    let before = (now - RETENTION).timestamp_millis();
+    Ok(db_run!(db, |pool| sqlx::query(
+        "delete from idempotency_keys where created_at_ms < $1"
+    )
+    .bind(before)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?)
+}
+
+/// The background worker that purges old answers every hour until shutdown.
+pub fn spawn_purger(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => match purge(&state.db, state.clock.now()).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "old idempotency keys purged"),
+                    Err(err) => tracing::warn!(error = %err, "could not purge idempotency keys"),
+                },
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 fn replay(status: i64, content_type: Option<String>, body: String) -> Response {

@@ -17,6 +17,10 @@ on_both_backends!(
     rides_are_paid_by_trial_then_packs_then_wallet,
     a_ride_charge_commits_with_the_callers_transaction,
     the_ledger_sums_to_zero,
+    credits_and_refunds_make_it_right,
+    a_stale_claim_is_taken_over,
+    old_keys_are_purged,
+    billing_routes_are_documented,
 );
 
 mod scenarios {
@@ -466,5 +470,186 @@ mod scenarios {
         // 50 - 22 (pack); ride_a: 18 minutes, 15 free and 3 from the pack; ride_b: the 97
         // pack minutes left, then 103 × 0.28 = 28.84 from a wallet of 28.00.
         assert_eq!(s.wallet(&token).await["balance"], "-0.84");
+    }
+
+    pub async fn credits_and_refunds_make_it_right(s: &TestServer) {
+        use scootfleet::billing::adjust::{credit_wallet, refund_ride, Credit};
+        let (rider, token) = s.signup("wronged@example.com").await;
+        s.top_up(&token, "22.00").await;
+        s.post(PACKS, Some(&token), json!({"pack_id": "pack_100"}))
+            .await
+            .expect(201);
+        // 15 free, 100 from the pack, 5 × 0.28 = 1.40 from an empty wallet: a debt.
+        charge(s, &rider, "ride_wrong", 120 * 60).await;
+        assert_eq!(s.wallet(&token).await["balance"], "-1.40");
+
+        let db = s.open_db().await;
+        let tariff = s.default_tariff();
+        let now = scootfleet::clock::Clock::now(s.clock.as_ref());
+        for _ in 0..2 {
+            let refund = scootfleet::db_run!(&db, |pool| {
+                let mut tx = pool.begin().await.expect("begin");
+                let refund = refund_ride(Conn::from(&mut *tx), &tariff, "ride_wrong", now)
+                    .await
+                    .expect("refund")
+                    .expect("the ride was charged");
+                tx.commit().await.expect("commit");
+                refund
+            });
+            assert_eq!(refund.wallet_amount.to_string(), "1.40");
+            assert_eq!(refund.pack_minutes, 100);
+        }
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["balance"], "0.00", "refunded once");
+        assert_eq!(wallet["pack_minutes"], 100);
+        assert_eq!(wallet["free_trial_available"], false);
+
+        let credit = Credit {
+            rider_id: &rider,
+            amount: "2.50".parse().unwrap(),
+            reference: "complaint_1",
+            at: now,
+        };
+        for _ in 0..2 {
+            scootfleet::db_run!(&db, |pool| {
+                let mut tx = pool.begin().await.expect("begin");
+                credit_wallet(Conn::from(&mut *tx), &tariff, &credit)
+                    .await
+                    .expect("credit");
+                tx.commit().await.expect("commit");
+            });
+        }
+        assert_eq!(s.wallet(&token).await["balance"], "2.50", "credited once");
+        let never = scootfleet::db_run!(&db, |pool| {
+            let mut conn = pool.acquire().await.expect("connection");
+            refund_ride(Conn::from(&mut *conn), &tariff, "ride_never", now)
+                .await
+                .expect("refund")
+        });
+        assert!(never.is_none());
+        assert!(scootfleet::billing::ledger::ledger_sums_to_zero(&db)
+            .await
+            .unwrap());
+        db.close().await;
+    }
+
+    async fn insert_claim(
+        s: &TestServer,
+        rider: &str,
+        key: &str,
+        body: &serde_json::Value,
+        age: chrono::Duration,
+        answered: bool,
+    ) {
+        let db = s.open_db().await;
+        let fingerprint = scootfleet::idempotency::fingerprint("POST", TOP_UP, body);
+        let created = scootfleet::clock::Clock::now(s.clock.as_ref()) - age;
+        let (status, text) = if answered {
+            (Some(201_i64), Some("{}"))
+        } else {
+            (None, None)
+        };
+        scootfleet::db_run!(&db, |pool| {
+            sqlx::query(
+            "insert into idempotency_keys (account_id, key, fingerprint, status_code, body, created_at_ms) \
+             values ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(rider)
+        .bind(key)
+        .bind(&fingerprint)
+        .bind(status)
+        .bind(text)
+        .bind(created.timestamp_millis())
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .expect("insert claim")
+        });
+        db.close().await;
+    }
+
+    pub async fn a_stale_claim_is_taken_over(s: &TestServer) {
+        let (rider, token) = s.signup("stuck@example.com").await;
+        let body = json!({"amount": "10.00", "payment_token": "tok_test_ok"});
+        // A server stopped after claiming these keys and before answering.
+        insert_claim(
+            s,
+            &rider,
+            "stuck",
+            &body,
+            chrono::Duration::minutes(5),
+            false,
+        )
+        .await;
+        insert_claim(
+            s,
+            &rider,
+            "running",
+            &body,
+            chrono::Duration::seconds(1),
+            false,
+        )
+        .await;
+
+        s.post_with_key(TOP_UP, &token, "stuck", body.clone())
+            .await
+            .expect(201);
+        let replay = s.post_with_key(TOP_UP, &token, "stuck", body.clone()).await;
+        replay.expect(201);
+        assert!(replay.headers.get("idempotent-replayed").is_some());
+        assert_eq!(s.wallet(&token).await["balance"], "10.00");
+
+        // A claim still running is not taken over; another body is refused at once.
+        s.post_with_key(
+            TOP_UP,
+            &token,
+            "running",
+            json!({"amount": "11.00", "payment_token": "tok_test_ok"}),
+        )
+        .await
+        .expect_problem(422, "idempotency_key_reused");
+    }
+
+    pub async fn old_keys_are_purged(s: &TestServer) {
+        let (rider, token) = s.signup("old@example.com").await;
+        let body = json!({"amount": "10.00", "payment_token": "tok_test_ok"});
+        insert_claim(s, &rider, "old", &body, chrono::Duration::hours(25), true).await;
+        insert_claim(
+            s,
+            &rider,
+            "recent",
+            &body,
+            chrono::Duration::hours(23),
+            true,
+        )
+        .await;
+        let db = s.open_db().await;
+        let now = scootfleet::clock::Clock::now(s.clock.as_ref());
+        assert_eq!(scootfleet::idempotency::purge(&db, now).await.unwrap(), 1);
+        db.close().await;
+        let other = json!({"amount": "3.00", "payment_token": "tok_test_ok"});
+        s.post_with_key(TOP_UP, &token, "old", other.clone())
+            .await
+            .expect(201);
+        s.post_with_key(TOP_UP, &token, "recent", other)
+            .await
+            .expect_problem(422, "idempotency_key_reused");
+        assert_eq!(s.wallet(&token).await["balance"], "3.00");
+    }
+
+    pub async fn billing_routes_are_documented(s: &TestServer) {
+        let doc = s.get("/openapi.json", None).await;
+        let paths = &doc.expect(200)["paths"];
+        for (path, method) in [
+            ("/v1/me/wallet", "get"),
+            ("/v1/packs", "get"),
+            ("/v1/me/packs", "post"),
+            ("/v1/me/wallet/top-ups", "post"),
+        ] {
+            assert!(
+                paths[path][method].is_object(),
+                "{method} {path} is missing"
+            );
+        }
     }
 }

@@ -81,3 +81,4 @@ create table idempotency_keys (
     created_at_ms bigint not null,
     primary key (account_id, key)
 );
+create index idempotency_keys_by_age on idempotency_keys (created_at_ms);

@@ -32,6 +32,7 @@
 //! Before an unlock, [`store::wallet`] gives the rider's [`Wallet`] and
 //! [`Wallet::can_unlock`] says whether they may ride (402 `payment_required` otherwise).
 
+pub mod adjust;
 pub mod http;
 pub mod ledger;
 pub mod payments;

@@ -16,44 +16,35 @@ use crate::db::{Conn, Db};
 use crate::db_run;
 use crate::error::Error;
 
-/// Pack minutes a rider holds: the sum of their movements.
-async fn pack_minutes(conn: &mut Conn<'_>, rider_id: &str) -> Result<i64, Error> {
-    Ok(conn_run!(conn, |c| sqlx::query_scalar(
-        "select cast(coalesce(sum(minutes), 0) as bigint) from pack_minute_movements \
-         where rider_id = $1"
-    )
-    .bind(rider_id)
-    .fetch_one(&mut *c)
-    .await)?)
-}
-
-async fn trial_used(conn: &mut Conn<'_>, rider_id: &str) -> Result<bool, Error> {
-    let used: Option<String> = conn_run!(conn, |c| sqlx::query_scalar(
-        "select ride_id from free_trial_uses where rider_id = $1"
-    )
-    .bind(rider_id)
-    .fetch_optional(&mut *c)
-    .await)?;
-    Ok(used.is_some())
-}
-
-/// The rider's wallet, read on `conn` (e.g. inside the caller's transaction).
+/// The rider's wallet, read on `conn` (e.g. inside the caller's transaction) in one query:
+/// the wallet account's entries, the pack-minute movements and the trial's use.
 pub async fn wallet_on(
     conn: &mut Conn<'_>,
     tariff: &Tariff,
     rider_id: &str,
 ) -> Result<Wallet, Error> {
-    let balance = ledger::balance_cents(conn, &ledger::wallet_account(rider_id)).await?;
-    let pack_minutes = pack_minutes(conn, rider_id).await?;
-    let free_trial_minutes = if trial_used(conn, rider_id).await? {
-        0
-    } else {
-        tariff.free_trial_minutes
-    };
+    let (balance, pack_minutes, trial_uses): (i64, i64, i64) = conn_run!(conn, |c| {
+        sqlx::query_as(
+            "select \
+               (select cast(coalesce(sum(amount_cents), 0) as bigint) from ledger_entries \
+                 where account_code = $1), \
+               (select cast(coalesce(sum(minutes), 0) as bigint) from pack_minute_movements \
+                 where rider_id = $2), \
+               (select count(*) from free_trial_uses where rider_id = $2)",
+        )
+        .bind(ledger::wallet_account(rider_id))
+        .bind(rider_id)
+        .fetch_one(&mut *c)
+        .await
+    })?;
     Ok(Wallet {
         balance: from_cents(balance),
         pack_minutes,
-        free_trial_minutes,
+        free_trial_minutes: if trial_uses > 0 {
+            0
+        } else {
+            tariff.free_trial_minutes
+        },
     })
 }
 
@@ -162,7 +153,7 @@ pub async fn buy_pack(
     })
 }
 
-async fn add_pack_minutes(
+pub(super) async fn add_pack_minutes(
     conn: &mut Conn<'_>,
     rider_id: &str,
     minutes: i64,
@@ -249,7 +240,10 @@ const CHARGE_COLUMNS: &str = "ride_id, rider_id, duration_s, billed_minutes, rat
     amount_cents, vat_cents, free_trial_minutes, pack_minutes, wallet_cents, \
     balance_after_cents, charged_at_ms";
 
-async fn charged_on(conn: &mut Conn<'_>, ride_id: &str) -> Result<Option<ChargedRide>, Error> {
+pub(super) async fn charged_on(
+    conn: &mut Conn<'_>,
+    ride_id: &str,
+) -> Result<Option<ChargedRide>, Error> {
     let sql = format!("select {CHARGE_COLUMNS} from ride_charges where ride_id = $1");
     let row: Option<ChargeRow> = conn_run!(conn, |c| sqlx::query_as(&sql)
         .bind(ride_id)
