@@ -23,6 +23,44 @@ on_both_backends!(
     billing_routes_are_documented,
 );
 
+/// The tariff is the operator's to set: another catalogue, no trial, a higher minimum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_tariff_is_served() {
+    for backend in common::backends() {
+        let s = common::TestServer::start_with(backend, |config| {
+            config.packs = "city_30:30:7.50".parse().expect("catalogue");
+            config.free_trial_minutes = 0;
+            config.max_top_up = "50.00".parse().expect("amount");
+        })
+        .await;
+        let packs = s.get("/v1/packs", None).await;
+        assert_eq!(
+            packs.expect(200)["packs"],
+            serde_json::json!([{"pack_id": "city_30", "minutes": 30, "price": "7.50", "currency": "EUR"}])
+        );
+        let (_, token) = s.signup("configured@example.com").await;
+        let wallet = s.wallet(&token).await;
+        assert_eq!(wallet["free_trial_available"], false);
+        assert_eq!(wallet["free_trial_minutes"], 0);
+        s.post(
+            "/v1/me/wallet/top-ups",
+            Some(&token),
+            serde_json::json!({"amount": "50.01", "payment_token": "tok_test_ok"}),
+        )
+        .await
+        .expect_problem(400, "invalid_request");
+        s.top_up(&token, "50.00").await;
+        s.post(
+            "/v1/me/packs",
+            Some(&token),
+            serde_json::json!({"pack_id": "pack_50"}),
+        )
+        .await
+        .expect_problem(404, "pack_not_found");
+        s.stop().await;
+    }
+}
+
 mod scenarios {
     use futures_util::future::join_all;
     use scootfleet::billing::{store, Conn, RideCharge};

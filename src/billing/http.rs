@@ -228,7 +228,7 @@ pub async fn top_up(
     let fingerprint = idempotency::fingerprint("POST", "/v1/me/wallet/top-ups", &body);
     idempotency::once(&state, &rider.id, &key, fingerprint, || async {
         let tariff = &state.tariff;
-        let amount = parse_amount(body.amount.trim(), tariff.max_top_up).map_err(Error::invalid)?;
+        let amount = parse_amount(&body.amount, tariff.max_top_up).map_err(Error::invalid)?;
         if body.payment_token.is_empty() || body.payment_token.len() > 512 {
             return Err(Error::invalid("payment_token is required."));
         }

@@ -25,6 +25,11 @@
 //! // charged.breakdown: billed_minutes, amount, free_trial_minutes, pack_minutes, wallet_amount
 //! ```
 //!
+//! `charge_ride` starts by locking the rider's wallet row (an upsert), so charges and
+//! purchases on one wallet never interleave. On SQLite a transaction that reads before its
+//! first write can fail with "database is locked" under load: make the ride's own first
+//! statement a write (e.g. the conditional `update rides … where status = 'active'`).
+//!
 //! Charging is idempotent per ride (a second call returns the first charge), records the use
 //! of the free trial, takes pack minutes and posts the wallet part to the ledger, all on the
 //! caller's connection. [`store::charged_ride`] reads it back for receipts.
@@ -62,7 +67,12 @@ pub fn from_cents(cents: i64) -> Decimal {
 
 /// An amount as the API shows it: two decimals, e.g. `"0.28"`.
 pub fn money(amount: Decimal) -> String {
-    pricing::round_cents(amount).to_string()
+    let mut amount = pricing::round_cents(amount);
+    if amount.is_zero() {
+        // Never show "-0.00".
+        amount.set_sign_positive(true);
+    }
+    amount.to_string()
 }
 
 /// Parses an amount sent by a client: digits with at most two decimals (`"10"`, `"10.5"`,
@@ -284,6 +294,8 @@ mod tests {
         assert_eq!(money(from_cents(5)), "0.05");
         assert_eq!(money(Decimal::ZERO), "0.00");
         assert_eq!(money(d("12")), "12.00");
+        assert_eq!(money(d("0.60") - d("0.60")), "0.00");
+        assert_eq!(money(-Decimal::ZERO), "0.00");
     }
 
     #[test]
@@ -309,6 +321,44 @@ mod tests {
         for bad in ["x:0:1.00", "x:5", "x:5:-1", "x y:5:1.00", "a:5:1,a:6:2"] {
             assert!(bad.parse::<PackCatalogue>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn the_tariff_comes_from_flags_or_environment() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: crate::config::Config,
+        }
+        let defaults = Tariff::from_config(&Cli::parse_from(["scootfleet"]).config).unwrap();
+        assert_eq!(defaults.rate_per_minute, d("0.28"));
+        assert_eq!(defaults.currency, "EUR");
+        assert_eq!(defaults.vat_rate, d("0.20"));
+        assert_eq!(defaults.free_trial_minutes, 15);
+        assert_eq!(defaults.unlock_minimum, d("1.00"));
+        assert_eq!(defaults.packs.0.len(), 3);
+        for pack in &defaults.packs.0 {
+            assert!(pack.price / Decimal::from(pack.minutes) < defaults.rate_per_minute);
+        }
+
+        let cli = Cli::parse_from([
+            "scootfleet",
+            "--price-per-minute",
+            "0.30",
+            "--free-trial-minutes",
+            "0",
+            "--packs",
+            "city_30:30:7.50",
+        ]);
+        let tariff = Tariff::from_config(&cli.config).unwrap();
+        assert_eq!(tariff.rate_per_minute, d("0.30"));
+        assert_eq!(tariff.free_trial_minutes, 0);
+        assert_eq!(tariff.packs.find("city_30").unwrap().minutes, 30);
+        assert!(Cli::try_parse_from(["scootfleet", "--packs", "broken"]).is_err());
+        let mut config = cli.config;
+        config.price_per_minute = Decimal::ZERO;
+        assert!(Tariff::from_config(&config).is_err());
     }
 
     #[test]
