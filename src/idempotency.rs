@@ -143,10 +143,7 @@ where
         Err(err) => return err.into_response(),
     }
     let response = work().await.into_response();
-    match keep(&state.db, account_id, key, response).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+    keep(&state.db, account_id, key, response).await
 }
 
 enum Claim {
@@ -226,12 +223,19 @@ async fn claim(
 }
 
 /// Stores the answer under the key (or releases the key after a server error) and returns it.
-async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Result<Response, Error> {
+/// The work is done by now, so its answer goes back to the client even if it cannot be kept:
+/// a retry then takes the claim over once stale, and the work's own references keep it from
+/// counting twice.
+async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Response {
     let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_STORED_BODY)
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("reading an answer to keep it: {e}")))?;
-    if parts.status.is_server_error() {
+    let bytes = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            return Error::Internal(anyhow::anyhow!("reading an answer to keep it: {err}"))
+                .into_response()
+        }
+    };
+    let stored = if parts.status.is_server_error() {
         db_run!(db, |pool| sqlx::query(
             "delete from idempotency_keys where account_id = $1 and key = $2"
         )
@@ -239,7 +243,7 @@ async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Resul
         .bind(key)
         .execute(pool)
         .await
-        .map(|_| ()))?;
+        .map(|_| ()))
     } else {
         let content_type = parts
             .headers
@@ -258,9 +262,12 @@ async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Resul
         .bind(key)
         .execute(pool)
         .await
-        .map(|_| ()))?;
+        .map(|_| ()))
+    };
+    if let Err(err) = stored {
+        tracing::error!(error = %err, "could not keep the answer of an idempotent request");
     }
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Deletes the answers kept longer than [`RETENTION`]; returns how many.
