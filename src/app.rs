@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, console, error, fleet, ops, telemetry, zones};
+use crate::{accounts, billing, console, error, fleet, ops, telemetry, zones};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -35,6 +35,10 @@ pub struct AppState {
     pub zones: Arc<zones::Zones>,
     /// The operating hours in force.
     pub hours: Arc<zones::Hours>,
+    /// Prices, VAT, free trial, unlock minimum and pack catalogue in force.
+    pub tariff: Arc<billing::Tariff>,
+    /// Where top-up money comes from.
+    pub payments: Arc<dyn billing::payments::PaymentProvider>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -82,6 +86,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let login_limiter = accounts::LoginLimiter::new(&config);
     let fleet = fleet::Fleet::load(&db, config.rental_floor_km).await?;
     tracing::info!(scooters = fleet.read().len(), "live fleet index built");
+    let tariff = billing::Tariff::from_config(&config)?;
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -91,6 +96,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         fleet: Arc::new(fleet),
         zones: Arc::new(zones),
         hours: Arc::new(hours),
+        tariff: Arc::new(tariff),
+        payments: Arc::new(billing::payments::TestPaymentProvider),
     })
 }
 
@@ -136,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(fleet::http::router())
         .merge(zones::http::router())
+        .merge(billing::http::router())
         .split_for_parts();
     let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
@@ -157,8 +165,9 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
     workers.extend(fleet::workers::spawn(state, shutdown.clone()));
     workers.push(tokio::spawn(zones::follow::follow_database(
         state.clone(),
-        shutdown,
+        shutdown.clone(),
     )));
+    workers.push(crate::idempotency::spawn_purger(state.clone(), shutdown));
     workers
 }
 

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use clap::Args;
+use rust_decimal::Decimal;
+
+use crate::billing::PackCatalogue;
 
 /// A value that must never reach logs: `Debug` and `Display` print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -134,6 +137,37 @@ pub struct Config {
     /// server sharing it, in milliseconds.
     #[arg(long, env = "SCOOTFLEET_ZONES_REFRESH_MS", default_value_t = 5_000)]
     pub zones_refresh_ms: u64,
+    /// Price of a ride minute, VAT included, as a decimal (e.g. `0.28`).
+    #[arg(long, env = "SCOOTFLEET_PRICE_PER_MINUTE", default_value = "0.28")]
+    pub price_per_minute: Decimal,
+
+    /// Currency of every price and of the wallets (ISO 4217).
+    #[arg(long, env = "SCOOTFLEET_CURRENCY", default_value = "EUR")]
+    pub currency: String,
+
+    /// VAT rate included in prices, as a fraction (`0.20` for 20 %).
+    #[arg(long, env = "SCOOTFLEET_VAT_RATE", default_value = "0.20")]
+    pub vat_rate: Decimal,
+
+    /// Free minutes of a new rider's first ride (0 for no trial).
+    #[arg(long, env = "SCOOTFLEET_FREE_TRIAL_MINUTES", default_value_t = 15)]
+    pub free_trial_minutes: i64,
+
+    /// Wallet balance needed to unlock when the rider has no trial and no pack minutes.
+    #[arg(long, env = "SCOOTFLEET_UNLOCK_MINIMUM", default_value = "1.00")]
+    pub unlock_minimum: Decimal,
+
+    /// The largest single wallet top-up.
+    #[arg(long, env = "SCOOTFLEET_MAX_TOP_UP", default_value = "500.00")]
+    pub max_top_up: Decimal,
+
+    /// Minute packs on sale, as `id:minutes:price,…`.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_PACKS",
+        default_value = "pack_50:50:12.00,pack_100:100:22.00,pack_200:200:40.00"
+    )]
+    pub packs: PackCatalogue,
 
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "SCOOTFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

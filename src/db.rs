@@ -7,9 +7,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 /// Which engine a [`Db`] talks to.
@@ -158,6 +159,47 @@ impl Db {
             .map(|_| ())
         })
     }
+}
+
+/// One connection on either engine — usually `&mut *tx` of a transaction someone else
+/// opened — so SQL of one domain can join another domain's transaction and commit with it.
+///
+/// Inside `db_run!(db, |pool| { let mut tx = pool.begin().await?; … })`, `Conn::from(&mut *tx)`
+/// compiles in both arms, each picking its engine.
+#[derive(Debug)]
+pub enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl<'c> From<&'c mut SqliteConnection> for Conn<'c> {
+    fn from(conn: &'c mut SqliteConnection) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'c> From<&'c mut PgConnection> for Conn<'c> {
+    fn from(conn: &'c mut PgConnection) -> Self {
+        Conn::Postgres(conn)
+    }
+}
+
+/// Runs the same expression on whichever connection a `&mut Conn` holds, binding it to `$c`
+/// (a `&mut SqliteConnection` or `&mut PgConnection`; pass it to queries as `&mut *$c`).
+#[macro_export]
+macro_rules! conn_run {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+            $crate::db::Conn::Postgres(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+        }
+    };
 }
 
 /// True when `err` is a unique-constraint violation, on either engine.

@@ -6,6 +6,8 @@ pub mod accounts;
 pub mod app;
 /// Access tokens, password hashing and the per-role request extractors.
 pub mod auth;
+/// Billing: tariff, packs, wallets, the double-entry ledger and payment providers.
+pub mod billing;
 /// Time as a dependency, so tests control it.
 pub mod clock;
 /// Settings from environment variables and CLI flags.
@@ -20,6 +22,8 @@ pub mod error;
 pub mod feeds;
 /// The fleet: scooters, their states, telemetry and the live spatial index.
 pub mod fleet;
+/// `Idempotency-Key`: replaying the first answer to a repeated mutating call.
+pub mod idempotency;
 /// Opaque identifiers and random secrets.
 pub mod ids;
 /// Health, metrics and the OpenAPI document.

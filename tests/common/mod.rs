@@ -331,3 +331,5 @@ impl TestServer {
 }
 
 pub mod fleet;
+/// Helpers for wallet, packs, top-ups and idempotency keys.
+pub mod billing;
