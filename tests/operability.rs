@@ -135,7 +135,7 @@ mod scenarios {
             }
             scootfleet::db::Backend::Postgres => {
                 let pool = sqlx::PgPool::connect(&s.database.url).await.unwrap();
-                sqlx::query("drop table accounts")
+                sqlx::query("drop table accounts cascade")
                     .execute(&pool)
                     .await
                     .unwrap();
