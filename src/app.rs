@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, billing, console, error, fleet, ops, telemetry, zones};
+use crate::{accounts, billing, console, error, fleet, ops, rides, telemetry, zones};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -144,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .merge(fleet::http::router())
         .merge(zones::http::router())
         .merge(billing::http::router())
+        .merge(rides::http::router())
         .split_for_parts();
     let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
@@ -167,6 +168,7 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         state.clone(),
         shutdown.clone(),
     )));
+    workers.extend(rides::workers::spawn(state, shutdown.clone()));
     workers.push(crate::idempotency::spawn_purger(state.clone(), shutdown));
     workers
 }

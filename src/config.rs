@@ -110,6 +110,23 @@ pub struct Config {
     #[arg(long, env = "SCOOTFLEET_SWAP_THRESHOLD_KM", default_value_t = 10.0)]
     pub swap_threshold_km: f64,
 
+    /// How long a reservation holds a scooter, in minutes.
+    #[arg(long, env = "SCOOTFLEET_RESERVATION_MINUTES", default_value_t = 10)]
+    pub reservation_minutes: u32,
+
+    /// How long a scooter has to confirm an `unlock` before its ride is cancelled, unbilled.
+    #[arg(long, env = "SCOOTFLEET_UNLOCK_ACK_TIMEOUT_SECS", default_value_t = 30)]
+    pub unlock_ack_timeout_secs: u64,
+
+    /// How often the ride workers (unlock confirmations, reservation expiry, opening hours)
+    /// look at the clock, in milliseconds.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_RIDES_SWEEP_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
+    pub rides_sweep_interval_ms: u64,
+
     /// Where the built operator console is (`console/dist` after `npm run build`).
     #[arg(long, env = "SCOOTFLEET_CONSOLE_DIR", default_value = "console/dist")]
     pub console_dir: std::path::PathBuf,

@@ -11,7 +11,7 @@ create table rides (
     start_lon double precision not null,
     end_lat double precision,
     end_lon double precision,
-    rate_cents bigint not null,
+    price_per_minute text not null,
     currency text not null,
     duration_s bigint,
     billed_minutes bigint,
@@ -22,7 +22,8 @@ create table rides (
     vat_cents bigint,
     receipt_id text unique,
     cancel_reason text,
-    outside_zone_since_ms bigint
+    outside_zone_since_ms bigint,
+    speed_limit_kmh double precision
 );
 create unique index rides_one_active_per_rider on rides (rider_id) where status = 'active';
 create unique index rides_one_active_per_scooter on rides (scooter_id) where status = 'active';
@@ -54,3 +55,15 @@ create table device_commands (
     acked_at_ms bigint
 );
 create index device_commands_pending on device_commands (scooter_id, status, created_at_ms);
+
+-- What happened during a ride beyond its start and end: leaving and re-entering the
+-- service area, entering and leaving slow zones.
+create table ride_events (
+    id text primary key,
+    ride_id text not null references rides (id),
+    kind text not null,
+    lat double precision not null,
+    lon double precision not null,
+    at_ms bigint not null
+);
+create index ride_events_by_ride on ride_events (ride_id, at_ms);

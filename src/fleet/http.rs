@@ -223,8 +223,14 @@ pub async fn nearby(
     ApiQuery(params): ApiQuery<NearbyParams>,
 ) -> Result<ApiJson<NearbyResponse>, Error> {
     let query = params.query(state.fleet.rental_floor_km)?;
-    // The service-area test is wired in by the zones domain.
-    let in_service_area = |_lat: f64, _lon: f64| true;
+    // Closed means nothing to unlock, even before the sweep marks scooters off-hours.
+    if !state.hours.is_open(state.clock.now()) {
+        return Ok(ApiJson(NearbyResponse {
+            scooters: Vec::new(),
+        }));
+    }
+    let zones = state.zones.current();
+    let in_service_area = |lat: f64, lon: f64| zones.in_service_area(lat, lon);
     let scooters = state
         .fleet
         .read()

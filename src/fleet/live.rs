@@ -240,9 +240,18 @@ impl LiveIndex {
 
     /// Available scooters not heard from since `cutoff_ms`.
     pub fn silent_since(&self, cutoff_ms: i64) -> Vec<Arc<str>> {
+        self.ids_in_state(ScooterState::Available, |s| s.heard_ms < cutoff_ms)
+    }
+
+    /// The scooters in `state` that also pass `filter`.
+    pub fn ids_in_state(
+        &self,
+        state: ScooterState,
+        filter: impl Fn(&Scooter) -> bool,
+    ) -> Vec<Arc<str>> {
         self.scooters
             .iter()
-            .filter(|s| s.state == ScooterState::Available && s.heard_ms < cutoff_ms)
+            .filter(|s| s.state == state && filter(s))
             .map(|s| s.scooter_id.clone())
             .collect()
     }

@@ -197,6 +197,15 @@ impl Fleet {
         }
     }
 
+    /// Shows in the live view a state change another domain committed in its own
+    /// transaction (with [`store::change_state_on`]).
+    pub fn committed_state(&self, scooter_id: &str, state: ScooterState, version: i64) {
+        let changed = self.write().apply_state(scooter_id, state, version);
+        if let Some(scooter) = changed {
+            self.publish(ChangeKind::State, scooter);
+        }
+    }
+
     /// The stored state of a scooter, taken into the live view.
     async fn refresh(&self, db: &Db, scooter_id: &str) -> Result<ScooterState, ChangeError> {
         let (state, version) = store::state_of(db, scooter_id)

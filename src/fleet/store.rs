@@ -1,9 +1,9 @@
 //! The fleet in the database: scooters, their state changes, and telemetry history.
 
 use super::{Event, Reading, Reason, ScooterState};
-use crate::db::{is_unique_violation, Db};
-use crate::db_run;
+use crate::db::{is_unique_violation, Conn, Db};
 use crate::error::Error;
+use crate::{conn_run, db_run};
 
 /// A scooter being registered; its first reading is its registration.
 #[derive(Debug)]
@@ -113,10 +113,38 @@ pub async fn change_state(
     event: Event,
     at_ms: i64,
 ) -> Result<Option<i64>, Error> {
-    let from_reason = from.reason().map(Reason::as_str).unwrap_or("");
-    let to_reason = to.reason().map(Reason::as_str);
     let version = db_run!(db, |pool| {
         let mut tx = pool.begin().await?;
+        let version = change_state_on(
+            &mut Conn::from(&mut *tx),
+            scooter_id,
+            from,
+            to,
+            event,
+            at_ms,
+        )
+        .await?;
+        if version.is_some() {
+            tx.commit().await?;
+        }
+        Ok::<_, sqlx::Error>(version)
+    })?;
+    Ok(version)
+}
+
+/// [`change_state`] on a connection of a transaction another domain opened (a ride starting
+/// or ending), so the scooter's state commits with that domain's own rows.
+pub async fn change_state_on(
+    conn: &mut Conn<'_>,
+    scooter_id: &str,
+    from: ScooterState,
+    to: ScooterState,
+    event: Event,
+    at_ms: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let from_reason = from.reason().map(Reason::as_str).unwrap_or("");
+    let to_reason = to.reason().map(Reason::as_str);
+    conn_run!(conn, |c| {
         let version: Option<i64> = sqlx::query_scalar(
             "update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
              where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
@@ -127,7 +155,7 @@ pub async fn change_state(
         .bind(scooter_id)
         .bind(from.as_str())
         .bind(from_reason)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *c)
         .await?;
         if version.is_some() {
             sqlx::query(INSERT_EVENT)
@@ -137,13 +165,11 @@ pub async fn change_state(
                 .bind(to.as_str())
                 .bind(to_reason)
                 .bind(at_ms)
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await?;
-            tx.commit().await?;
         }
-        Ok::<_, sqlx::Error>(version)
-    })?;
-    Ok(version)
+        Ok(version)
+    })
 }
 
 /// A scooter's stored state and its version.

@@ -4,6 +4,14 @@
 //! ride's status moves. The database enforces what must hold across server processes (one
 //! open ride per rider and per scooter).
 
+pub mod commands;
+pub mod http;
+pub mod reservations;
+pub mod service;
+pub mod store;
+pub mod views;
+pub mod workers;
+
 use axum::http::StatusCode;
 
 use crate::error::Error;

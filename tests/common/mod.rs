@@ -330,6 +330,6 @@ impl TestServer {
     }
 }
 
-pub mod fleet;
 /// Helpers for wallet, packs, top-ups and idempotency keys.
 pub mod billing;
+pub mod fleet;

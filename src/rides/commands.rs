@@ -1,0 +1,202 @@
+//! Commands for scooters: `unlock` when a ride starts, `lock` when it ends, `speed_limit`
+//! when a riding scooter enters or leaves a slow zone. Scooters fetch their pending
+//! commands with `GET /v1/device/commands` and acknowledge each one; an `unlock` that is
+//! not acknowledged in time cancels its ride, unbilled.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::db::{Conn, Db};
+use crate::error::Error;
+use crate::{conn_run, db_run};
+
+/// What a scooter is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandKind {
+    Unlock,
+    Lock,
+    SpeedLimit,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Unlock => "unlock",
+            CommandKind::Lock => "lock",
+            CommandKind::SpeedLimit => "speed_limit",
+        }
+    }
+}
+
+/// A command as the scooter receives it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct Command {
+    pub command_id: String,
+    /// `unlock`, `lock` or `speed_limit`.
+    pub kind: String,
+    /// For `speed_limit`: `{"max_speed_kmh": 10}` (or `null` to lift the limit).
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub status: String,
+    pub created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct CommandRow {
+    id: String,
+    kind: String,
+    payload: String,
+    status: String,
+    created_at_ms: i64,
+}
+
+impl From<CommandRow> for Command {
+    fn from(row: CommandRow) -> Self {
+        Command {
+            command_id: row.id,
+            kind: row.kind,
+            payload: serde_json::from_str(&row.payload).unwrap_or(Value::Null),
+            status: row.status,
+            created_at: crate::clock::rfc3339(crate::clock::from_millis(row.created_at_ms)),
+        }
+    }
+}
+
+/// Queues a command inside the caller's transaction; returns its id.
+pub async fn queue_on(
+    conn: &mut Conn<'_>,
+    scooter_id: &str,
+    ride_id: Option<&str>,
+    kind: CommandKind,
+    payload: &Value,
+    now_ms: i64,
+) -> Result<String, sqlx::Error> {
+    let id = crate::ids::new_id("cmd");
+    let payload = payload.to_string();
+    conn_run!(conn, |c| {
+        sqlx::query(
+            "insert into device_commands (id, scooter_id, ride_id, kind, payload, status, created_at_ms) \
+             values ($1, $2, $3, $4, $5, 'pending', $6)",
+        )
+        .bind(&id)
+        .bind(scooter_id)
+        .bind(ride_id)
+        .bind(kind.as_str())
+        .bind(&payload)
+        .bind(now_ms)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(id)
+}
+
+/// Queues a command on its own.
+pub async fn queue(
+    db: &Db,
+    scooter_id: &str,
+    ride_id: Option<&str>,
+    kind: CommandKind,
+    payload: &Value,
+    now_ms: i64,
+) -> Result<String, Error> {
+    Ok(db_run!(db, |pool| {
+        let mut conn = pool.acquire().await?;
+        queue_on(
+            &mut Conn::from(&mut *conn),
+            scooter_id,
+            ride_id,
+            kind,
+            payload,
+            now_ms,
+        )
+        .await
+    })?)
+}
+
+/// A scooter's commands still waiting for its acknowledgement, oldest first.
+pub async fn pending(db: &Db, scooter_id: &str) -> Result<Vec<Command>, Error> {
+    let rows: Vec<CommandRow> = db_run!(db, |pool| sqlx::query_as(
+        "select id, kind, payload, status, created_at_ms from device_commands \
+         where scooter_id = $1 and status = 'pending' order by created_at_ms, id"
+    )
+    .bind(scooter_id)
+    .fetch_all(pool)
+    .await)?;
+    Ok(rows.into_iter().map(Command::from).collect())
+}
+
+/// What acknowledging a command did.
+#[derive(Debug)]
+pub enum Ack {
+    /// Acknowledged now, or already before (acknowledging twice is harmless).
+    Acked(Command),
+    /// Too late: the command expired (an unlock whose ride was cancelled).
+    Expired,
+    Unknown,
+}
+
+pub async fn ack(db: &Db, scooter_id: &str, command_id: &str, now_ms: i64) -> Result<Ack, Error> {
+    let row: Option<CommandRow> = db_run!(db, |pool| {
+        sqlx::query(
+            "update device_commands set status = 'acked', acked_at_ms = $1 \
+             where id = $2 and scooter_id = $3 and status = 'pending'",
+        )
+        .bind(now_ms)
+        .bind(command_id)
+        .bind(scooter_id)
+        .execute(pool)
+        .await?;
+        sqlx::query_as(
+            "select id, kind, payload, status, created_at_ms from device_commands \
+             where id = $1 and scooter_id = $2",
+        )
+        .bind(command_id)
+        .bind(scooter_id)
+        .fetch_optional(pool)
+        .await
+    })?;
+    Ok(match row {
+        None => Ack::Unknown,
+        Some(row) if row.status == "expired" => Ack::Expired,
+        Some(row) => Ack::Acked(row.into()),
+    })
+}
+
+/// Unlock commands still unacknowledged that were queued before `cutoff_ms`, with their ride.
+pub async fn overdue_unlocks(db: &Db, cutoff_ms: i64) -> Result<Vec<(String, String)>, Error> {
+    Ok(db_run!(db, |pool| sqlx::query_as(
+        "select id, ride_id from device_commands where kind = 'unlock' and status = 'pending' \
+         and created_at_ms < $1 and ride_id is not null order by created_at_ms limit 500"
+    )
+    .bind(cutoff_ms)
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// Whether the ride's unlock was acknowledged by its scooter.
+pub async fn unlock_acknowledged(db: &Db, ride_id: &str) -> Result<bool, Error> {
+    let n: i64 = db_run!(db, |pool| {
+        sqlx::query_scalar(
+        "select count(*) from device_commands where ride_id = $1 and kind = 'unlock' and status = 'acked'"
+    )
+    .bind(ride_id)
+    .fetch_one(pool)
+    .await
+    })?;
+    Ok(n > 0)
+}
+
+/// Expires a pending command inside the caller's transaction; false when it was acked first.
+pub async fn expire_on(conn: &mut Conn<'_>, command_id: &str) -> Result<bool, sqlx::Error> {
+    conn_run!(conn, |c| {
+        sqlx::query(
+            "update device_commands set status = 'expired' where id = $1 and status = 'pending'",
+        )
+        .bind(command_id)
+        .execute(&mut *c)
+        .await
+        .map(|done| done.rows_affected() == 1)
+    })
+}

@@ -1,0 +1,485 @@
+//! The ride flows: unlock, end, cancel an unconfirmed unlock, reserve and release.
+//!
+//! Each flow checks the rules on what the database says, then writes everything it changes
+//! (ride, reservation, scooter state, charge, command) in one transaction whose first
+//! statement is a write. Two riders racing for one scooter meet at the database's unique
+//! indexes and conditional updates: exactly one wins, on any number of servers.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::commands::{self, CommandKind};
+use super::reservations::{self, ReservationRow};
+use super::store::{self, NewRide, RideBill, RideRow};
+use super::{unlock_refusal, UnlockFacts, UnlockRefusal};
+use crate::app::AppState;
+use crate::billing::{self, RideCharge};
+use crate::db::{is_unique_violation, Conn};
+use crate::db_run;
+use crate::error::Error;
+use crate::fleet::{self, Event, ScooterState};
+
+/// Why the ride of a scooter that never confirmed its unlock was cancelled.
+pub const UNCONFIRMED_UNLOCK: &str = "The scooter did not confirm that it unlocked, so we \
+     cancelled the ride and charged nothing. Sorry about that: please try another scooter nearby.";
+
+fn not_found() -> Error {
+    Error::not_found("not_found", "We could not find this ride.")
+}
+
+fn ride_not_active() -> Error {
+    Error::conflict("ride_not_active", "This ride is not in progress any more.")
+}
+
+/// What the checks before an unlock or a reservation found.
+struct Situation {
+    scooter: fleet::Scooter,
+    stored_state: ScooterState,
+    reservation: Option<ReservationRow>,
+}
+
+/// Gathers the facts an unlock or reservation is judged on, refusing in the contract's
+/// order. `Ok(None)` never happens: the scooter either exists or is refused.
+async fn judge(
+    state: &AppState,
+    rider_id: &str,
+    scooter_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Situation, Error> {
+    let db = &state.db;
+    let Some(scooter) = state.fleet.get(scooter_id) else {
+        return Err(UnlockRefusal::ScooterNotFound.into());
+    };
+    // The stored state is the truth when several servers share the database.
+    let stored_state = fleet::store::state_of(db, scooter_id)
+        .await?
+        .map(|(s, _)| s)
+        .unwrap_or(scooter.state);
+    let active = store::active_ride_of_rider(db, rider_id).await?;
+    let reservation = reservations::active_for_scooter(db, scooter_id).await?;
+    let reserved_by_me = reservation.as_ref().is_some_and(|r| r.rider_id == rider_id);
+    let free = match stored_state {
+        ScooterState::Available => reservation.is_none(),
+        ScooterState::Reserved => reserved_by_me,
+        _ => false,
+    };
+    let wallet = billing::store::wallet(db, &state.tariff, rider_id).await?;
+    let facts = UnlockFacts {
+        scooter_exists: true,
+        rider_has_active_ride: active.is_some(),
+        service_open: state.hours.is_open(now),
+        scooter_free_for_rider: free,
+        range_at_or_above_floor: scooter.range_km >= state.fleet.rental_floor_km,
+        scooter_inside_zone: state.zones.in_service_area(scooter.lat, scooter.lon),
+        rider_can_pay: wallet.can_unlock(&state.tariff).is_ok(),
+    };
+    match unlock_refusal(&facts) {
+        // The wallet says best why payment is needed (a debt, or too little balance).
+        Some(UnlockRefusal::PaymentRequired) => Err(wallet
+            .can_unlock(&state.tariff)
+            .err()
+            .unwrap_or_else(|| UnlockRefusal::PaymentRequired.into())),
+        Some(refusal) => Err(refusal.into()),
+        None => Ok(Situation {
+            scooter,
+            stored_state,
+            reservation,
+        }),
+    }
+}
+
+/// Starts a ride: the scooter goes `on_trip` and gets an `unlock` command.
+pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Result<RideRow, Error> {
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let situation = judge(state, rider_id, scooter_id, now).await?;
+    let ride_id = crate::ids::new_id("ride");
+    let price = billing::money(state.tariff.rate_per_minute);
+    let new = NewRide {
+        id: &ride_id,
+        rider_id,
+        scooter_id,
+        started_at_ms: now_ms,
+        lat: situation.scooter.lat,
+        lon: situation.scooter.lon,
+        price_per_minute: &price,
+        currency: &state.tariff.currency,
+    };
+    let mine = situation
+        .reservation
+        .as_ref()
+        .filter(|r| r.rider_id == rider_id)
+        .map(|r| r.id.clone());
+    let version = db_run!(&state.db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut conn = Conn::from(&mut *tx);
+        if let Err(err) = store::insert_ride_on(&mut conn, &new).await {
+            drop(tx);
+            return Err(if is_unique_violation(&err) {
+                lost_race(state, rider_id).await
+            } else {
+                err.into()
+            });
+        }
+        if let Some(reservation_id) = &mine {
+            reservations::close_on(&mut conn, reservation_id, "converted", now_ms).await?;
+        }
+        let changed = fleet::store::change_state_on(
+            &mut conn,
+            scooter_id,
+            situation.stored_state,
+            ScooterState::OnTrip,
+            Event::TripStart,
+            now_ms,
+        )
+        .await?;
+        let Some(version) = changed else {
+            drop(tx);
+            return Err(UnlockRefusal::ScooterUnavailable.into());
+        };
+        commands::queue_on(
+            &mut conn,
+            scooter_id,
+            Some(&ride_id),
+            CommandKind::Unlock,
+            &json!({}),
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        version
+    });
+    state
+        .fleet
+        .committed_state(scooter_id, ScooterState::OnTrip, version);
+    store::ride(&state.db, &ride_id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("ride {ride_id} vanished after commit")))
+}
+
+/// The refusal for an unlock that met another ride at the unique indexes.
+async fn lost_race(state: &AppState, rider_id: &str) -> Error {
+    match store::active_ride_of_rider(&state.db, rider_id).await {
+        Ok(Some(_)) => UnlockRefusal::RiderHasActiveRide.into(),
+        Ok(None) => UnlockRefusal::ScooterUnavailable.into(),
+        Err(err) => err,
+    }
+}
+
+/// A rider's own ride, or 404 (another rider's ride is not theirs to see).
+pub async fn own_ride(state: &AppState, rider_id: &str, ride_id: &str) -> Result<RideRow, Error> {
+    match store::ride(&state.db, ride_id).await? {
+        Some(ride) if ride.rider_id == rider_id => Ok(ride),
+        _ => Err(not_found()),
+    }
+}
+
+/// Ends a rider's ride where the scooter last reported itself, if parking is allowed there.
+pub async fn end(state: &AppState, rider_id: &str, ride_id: &str) -> Result<RideRow, Error> {
+    let ride = own_ride(state, rider_id, ride_id).await?;
+    finish_where_parked(state, ride).await
+}
+
+/// Ends the ride on a scooter that reports it was locked (the rider's phone may be dead).
+pub async fn end_by_scooter(state: &AppState, scooter_id: &str) -> Result<RideRow, Error> {
+    let ride = store::active_ride_on_scooter(&state.db, scooter_id)
+        .await?
+        .ok_or_else(ride_not_active)?;
+    finish_where_parked(state, ride).await
+}
+
+async fn finish_where_parked(state: &AppState, ride: RideRow) -> Result<RideRow, Error> {
+    if ride.status != super::RideStatus::Active.as_str() {
+        return Err(ride_not_active());
+    }
+    let (lat, lon) = state
+        .fleet
+        .get(&ride.scooter_id)
+        .map(|s| (s.lat, s.lon))
+        .unwrap_or((ride.start_lat, ride.start_lon));
+    if let Err(refusal) = state.zones.parking_verdict(lat, lon) {
+        return Err(Error::unprocessable(
+            "parking_not_allowed",
+            refusal.detail(),
+        ));
+    }
+    finish(state, &ride, lat, lon).await
+}
+
+/// Ends and charges a ride, frees its scooter and queues the `lock` command, atomically.
+async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<RideRow, Error> {
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    // Every started second counts, so that every started minute is billed.
+    let duration_s = ((now_ms - ride.started_at_ms).max(0) + 999) / 1000;
+    let receipt_id = crate::ids::new_id("rcpt");
+    let version = db_run!(&state.db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut conn = Conn::from(&mut *tx);
+        let closed = store::close_ride_on(
+            &mut conn,
+            &ride.id,
+            "ended",
+            now_ms,
+            (lat, lon),
+            duration_s,
+            None,
+        )
+        .await?;
+        if !closed {
+            drop(tx);
+            return Err(ride_not_active());
+        }
+        let charged = billing::store::charge_ride(
+            Conn::from(&mut *tx),
+            &state.tariff,
+            &RideCharge {
+                rider_id: &ride.rider_id,
+                ride_id: &ride.id,
+                duration_s,
+                at: now,
+            },
+        )
+        .await?;
+        let mut conn = Conn::from(&mut *tx);
+        let price = billing::money(charged.rate);
+        store::record_bill_on(
+            &mut conn,
+            &ride.id,
+            &RideBill {
+                billed_minutes: charged.breakdown.billed_minutes,
+                amount_cents: billing::to_cents(charged.breakdown.amount),
+                trial_minutes: charged.breakdown.free_trial_minutes,
+                pack_minutes: charged.breakdown.pack_minutes,
+                wallet_cents: billing::to_cents(charged.breakdown.wallet_amount),
+                vat_cents: billing::to_cents(charged.vat),
+                price_per_minute: &price,
+                receipt_id: &receipt_id,
+            },
+        )
+        .await?;
+        let version = fleet::store::change_state_on(
+            &mut conn,
+            &ride.scooter_id,
+            ScooterState::OnTrip,
+            ScooterState::Available,
+            Event::TripEnd,
+            now_ms,
+        )
+        .await?;
+        commands::queue_on(
+            &mut conn,
+            &ride.scooter_id,
+            Some(&ride.id),
+            CommandKind::Lock,
+            &json!({}),
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        version
+    });
+    match version {
+        Some(version) => {
+            state
+                .fleet
+                .committed_state(&ride.scooter_id, ScooterState::Available, version)
+        }
+        None => {
+            tracing::warn!(scooter = %ride.scooter_id, "ride ended on a scooter that was not on a trip")
+        }
+    }
+    store::ride(&state.db, &ride.id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("ride {} vanished after commit", ride.id)))
+}
+
+/// Cancels, unbilled, a ride whose scooter never confirmed its unlock. Does nothing when
+/// the scooter confirmed in the meantime or the ride is over.
+pub async fn cancel_unconfirmed(
+    state: &AppState,
+    command_id: &str,
+    ride_id: &str,
+) -> Result<(), Error> {
+    let now_ms = state.clock.now().timestamp_millis();
+    let Some(ride) = store::ride(&state.db, ride_id).await? else {
+        return Ok(());
+    };
+    let active = ride.status == super::RideStatus::Active.as_str();
+    let version = db_run!(&state.db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut conn = Conn::from(&mut *tx);
+        if !commands::expire_on(&mut conn, command_id).await? {
+            return Ok(());
+        }
+        let mut version = None;
+        if active {
+            let duration_s = (now_ms - ride.started_at_ms).max(0) / 1000;
+            let end = (ride.start_lat, ride.start_lon);
+            if store::close_ride_on(
+                &mut conn,
+                ride_id,
+                "cancelled",
+                now_ms,
+                end,
+                duration_s,
+                Some(UNCONFIRMED_UNLOCK),
+            )
+            .await?
+            {
+                version = fleet::store::change_state_on(
+                    &mut conn,
+                    &ride.scooter_id,
+                    ScooterState::OnTrip,
+                    ScooterState::Available,
+                    Event::TripCancel,
+                    now_ms,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        version
+    });
+    if let Some(version) = version {
+        state
+            .fleet
+            .committed_state(&ride.scooter_id, ScooterState::Available, version);
+    }
+    if active {
+        tracing::info!(ride = %ride_id, scooter = %ride.scooter_id, "ride cancelled: unlock not confirmed");
+    }
+    Ok(())
+}
+
+/// Holds a scooter for a rider, free of charge, until `expires_at`.
+pub async fn reserve(
+    state: &AppState,
+    rider_id: &str,
+    scooter_id: &str,
+) -> Result<ReservationRow, Error> {
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    if reservations::active_for_rider(&state.db, rider_id)
+        .await?
+        .is_some()
+    {
+        return Err(rider_has_reservation());
+    }
+    let situation = judge(state, rider_id, scooter_id, now).await?;
+    if situation.stored_state != ScooterState::Available {
+        return Err(UnlockRefusal::ScooterUnavailable.into());
+    }
+    let row = ReservationRow {
+        id: crate::ids::new_id("resv"),
+        rider_id: rider_id.to_owned(),
+        scooter_id: scooter_id.to_owned(),
+        status: "active".into(),
+        created_at_ms: now_ms,
+        expires_at_ms: now_ms + state.config.reservation_minutes as i64 * 60_000,
+        closed_at_ms: None,
+    };
+    let version = db_run!(&state.db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut conn = Conn::from(&mut *tx);
+        if let Err(err) = reservations::insert_on(&mut conn, &row).await {
+            drop(tx);
+            if !is_unique_violation(&err) {
+                return Err(err.into());
+            }
+            return Err(
+                match reservations::active_for_rider(&state.db, rider_id).await? {
+                    Some(_) => rider_has_reservation(),
+                    None => UnlockRefusal::ScooterUnavailable.into(),
+                },
+            );
+        }
+        let changed = fleet::store::change_state_on(
+            &mut conn,
+            scooter_id,
+            ScooterState::Available,
+            ScooterState::Reserved,
+            Event::ReservationStart,
+            now_ms,
+        )
+        .await?;
+        let Some(version) = changed else {
+            drop(tx);
+            return Err(UnlockRefusal::ScooterUnavailable.into());
+        };
+        tx.commit().await?;
+        version
+    });
+    state
+        .fleet
+        .committed_state(scooter_id, ScooterState::Reserved, version);
+    Ok(row)
+}
+
+fn rider_has_reservation() -> Error {
+    Error::conflict(
+        "rider_has_reservation",
+        "You already hold a scooter. Unlock it, or cancel that reservation first.",
+    )
+}
+
+/// Releases a reservation (`cancelled` by the rider or `expired`), freeing its scooter.
+pub async fn release(
+    state: &AppState,
+    reservation: &ReservationRow,
+    status: &str,
+) -> Result<bool, Error> {
+    let now_ms = state.clock.now().timestamp_millis();
+    let outcome = db_run!(&state.db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut conn = Conn::from(&mut *tx);
+        if !reservations::close_on(&mut conn, &reservation.id, status, now_ms).await? {
+            return Ok(false);
+        }
+        let version = fleet::store::change_state_on(
+            &mut conn,
+            &reservation.scooter_id,
+            ScooterState::Reserved,
+            ScooterState::Available,
+            Event::ReservationCancel,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        version
+    });
+    if let Some(version) = outcome {
+        state
+            .fleet
+            .committed_state(&reservation.scooter_id, ScooterState::Available, version);
+    }
+    Ok(true)
+}
+
+/// A rider cancels their own reservation.
+pub async fn cancel_reservation(
+    state: &AppState,
+    rider_id: &str,
+    id: &str,
+) -> Result<ReservationRow, Error> {
+    let reservation = match reservations::reservation(&state.db, id).await? {
+        Some(r) if r.rider_id == rider_id => r,
+        _ => {
+            return Err(Error::not_found(
+                "not_found",
+                "We could not find this reservation.",
+            ))
+        }
+    };
+    if reservation.status != "active" || !release(state, &reservation, "cancelled").await? {
+        return Err(Error::problem(
+            StatusCode::CONFLICT,
+            "reservation_not_active",
+            "This reservation has already ended.",
+        ));
+    }
+    reservations::reservation(&state.db, id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("reservation {id} vanished")))
+}
