@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, error, ops, telemetry};
+use crate::{accounts, crews, dispatch, error, ops, telemetry};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -29,6 +29,10 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub clock: Arc<dyn Clock>,
     pub login_limiter: Arc<accounts::LoginLimiter>,
+    /// Crews' positions and loads in memory, to find the nearest one.
+    pub crews: Arc<crews::Crews>,
+    /// What this server remembers of scooters' battery-swap hysteresis.
+    pub dispatch: Arc<dispatch::Dispatcher>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -58,12 +62,17 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     }
 
     let login_limiter = accounts::LoginLimiter::new(&config);
+    let crews = crews::Crews::load(&db).await.context("loading crews")?;
+    let dispatcher =
+        dispatch::Dispatcher::new(std::time::Duration::from_secs(config.dispatch.memory_secs));
     Ok(AppState {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         clock,
         login_limiter: Arc::new(login_limiter),
+        crews: Arc::new(crews),
+        dispatch: Arc::new(dispatcher),
     })
 }
 
@@ -102,6 +111,8 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::http::router())
         .merge(ops::http::router())
+        .merge(crews::http::router())
+        .merge(dispatch::http::router())
         .split_for_parts();
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
     router
@@ -117,8 +128,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Background work that runs beside the HTTP server until shutdown.
-fn spawn_workers(_state: &AppState, _shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    Vec::new()
+fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    vec![tokio::spawn(dispatch::worker::run(state.clone(), shutdown))]
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves: in-flight requests finish,

@@ -106,6 +106,9 @@ pub struct Config {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "SCOOTFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub dispatch: crate::dispatch::DispatchConfig,
 }
 
 impl Config {

@@ -10,8 +10,12 @@ pub mod auth;
 pub mod clock;
 /// Settings from environment variables and CLI flags.
 pub mod config;
+/// Crews: position, availability and the batteries in their vans.
+pub mod crews;
 /// The SQLite/PostgreSQL pool and the one-code-path query helper.
 pub mod db;
+/// Battery-swap dispatch: tasks, assignment to the nearest crew, tours, numbers.
+pub mod dispatch;
 /// The error type and its problem documents.
 pub mod error;
 /// Opaque identifiers and random secrets.
