@@ -142,7 +142,7 @@ fn invalid_state(task: Option<&Task>) -> Error {
 /// Runs a crew's action on a task, mapping refusals to the crew-facing answers.
 async fn crew_act(state: &AppState, task_id: &str, action: Action) -> Result<(Task, Task), Error> {
     match assign::apply(state, task_id, &action).await? {
-        Applied::Done { before, after } => Ok((before, after)),
+        Applied::Done { before, after } => Ok((*before, *after)),
         Applied::NotFound | Applied::Refused(Refusal::NotYours) => Err(task_not_found()),
         Applied::Refused(_) => {
             let current = store::get(&state.db, task_id).await?;
@@ -380,7 +380,7 @@ async fn ops_act(
     action: Action,
 ) -> Result<ApiJson<TaskView>, Error> {
     match assign::apply(state, task_id, &action).await? {
-        Applied::Done { after, .. } => Ok(ApiJson(after.into())),
+        Applied::Done { after, .. } => Ok(ApiJson((*after).into())),
         Applied::NotFound => Err(ops_task_not_found()),
         Applied::Refused(_) => {
             let current = store::get(&state.db, task_id).await?;

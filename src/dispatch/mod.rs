@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn urgency_puts_unrentable_scooters_first_then_lowest_range() {
-        let mut tasks = vec![
+        let mut tasks = [
             task("a", 9.0, 1, HERE.0),
             task("b", 4.9, 3, HERE.0),
             task("c", 6.0, 2, HERE.0),

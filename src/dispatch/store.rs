@@ -245,8 +245,8 @@ pub async fn step_times(
 pub enum Applied {
     /// The task before and after (the same when the action changed nothing).
     Done {
-        before: Task,
-        after: Task,
+        before: Box<Task>,
+        after: Box<Task>,
     },
     Refused(Refusal),
     NotFound,
@@ -280,8 +280,11 @@ pub async fn apply(
             }
             Ok(None) => {
                 tx.commit().await?;
-                let after = before.clone();
-                return Ok(Applied::Done { before, after });
+                let after = Box::new(before.clone());
+                return Ok(Applied::Done {
+                    before: Box::new(before),
+                    after,
+                });
             }
             Ok(Some(change)) => change,
         };
@@ -374,6 +377,9 @@ pub async fn apply(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Applied::Done { before, after })
+        Ok(Applied::Done {
+            before: Box::new(before),
+            after: Box::new(after),
+        })
     })
 }
