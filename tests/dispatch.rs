@@ -224,8 +224,8 @@ mod scenarios {
 
         let declined = s.task_action(&a, &task_id, "decline").await;
         let declined = declined.expect(200);
-        assert_eq!(declined["status"], "assigned");
-        assert_eq!(declined["crew_id"], b.id.as_str());
+        assert_eq!(declined["status"], "open");
+        assert!(declined["crew_id"].is_null());
         assert!(s.crew_scooters(&a).await.is_empty());
         assert_eq!(s.crew_scooters(&b).await, ["CS-0001"]);
 

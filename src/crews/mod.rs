@@ -9,6 +9,7 @@ pub mod http;
 pub mod index;
 pub mod store;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use index::{CrewIndex, CrewState};
@@ -22,6 +23,8 @@ pub const MAX_BATTERIES_ABOARD: i64 = 1_000;
 #[derive(Debug, Default)]
 pub struct Crews {
     index: RwLock<CrewIndex>,
+    /// Counts local changes, so a refresh read before one does not undo it.
+    changes: AtomicU64,
 }
 
 impl Crews {
@@ -30,13 +33,20 @@ impl Crews {
         let crews = store::all(db).await?;
         Ok(Self {
             index: RwLock::new(CrewIndex::new(crews)),
+            changes: AtomicU64::new(0),
         })
     }
 
-    /// Replaces the index with the database's view.
+    /// Replaces the index with the database's view, unless this server changed the index
+    /// while the database was read (the next refresh will catch up).
     pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
+        let seen = self.changes.load(Ordering::SeqCst);
         let crews = store::all(db).await?;
-        *self.write() = CrewIndex::new(crews);
+        let fresh = CrewIndex::new(crews);
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        if self.changes.load(Ordering::SeqCst) == seen {
+            *index = fresh;
+        }
         Ok(())
     }
 
@@ -45,8 +55,11 @@ impl Crews {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The index, to change it.
     pub fn write(&self) -> RwLockWriteGuard<'_, CrewIndex> {
-        self.index.write().unwrap_or_else(|e| e.into_inner())
+        let index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        index
     }
 }
 

@@ -189,7 +189,7 @@ pub async fn accept(
     post, path = "/v1/crew/tasks/{task_id}/decline", tag = "dispatch", security(("bearer" = [])),
     params(TaskPath),
     responses(
-        (status = 200, description = "The task as it is now (open, or assigned to another crew)", body = TaskView),
+        (status = 200, description = "The task as the decline left it: open, no longer this crew's", body = TaskView),
         (status = 401, description = "`unauthenticated`", body = ProblemDocument),
         (status = 403, description = "`forbidden`", body = ProblemDocument),
         (status = 404, description = "`not_found`: no such task, or not this crew's", body = ProblemDocument),
@@ -207,8 +207,7 @@ pub async fn decline(
     let (_, after) = crew_act(&state, &path.task_id, action).await?;
     tracing::info!(task_id = %after.id, crew_id = %crew.id, "task declined; passing it on");
     assign::pass_on(&state, &after).await?;
-    let task = store::get(&state.db, &after.id).await?.unwrap_or(after);
-    Ok(ApiJson(task.into()))
+    Ok(ApiJson(after.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -222,6 +221,7 @@ pub struct CompleteRequest {
 const MAX_RANGE_KM: f64 = 1_000.0;
 
 /// Marks the swap done: the crew's van has one battery less and the scooter its new range.
+/// A task assigned but not yet accepted may be completed directly (it counts as accepted).
 #[utoipa::path(
     post, path = "/v1/crew/tasks/{task_id}/complete", tag = "dispatch", security(("bearer" = [])),
     params(TaskPath),

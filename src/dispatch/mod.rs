@@ -85,8 +85,8 @@ pub struct DispatchConfig {
     )]
     pub sweep_interval_ms: u64,
 
-    /// How long this server trusts what it remembers of a scooter's hysteresis state before
-    /// asking the database again (other servers may have changed it), in seconds.
+    /// How long this server trusts that a scooter has its task before checking the database
+    /// again on a low report (another server may have completed the task), in seconds.
     #[arg(
         long = "dispatch-memory-secs",
         env = "SCOOTFLEET_DISPATCH_MEMORY_SECS",

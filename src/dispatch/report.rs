@@ -2,9 +2,13 @@
 //! [`on_scooter_report`], which creates a battery-swap task when the range is low.
 //!
 //! The common case — a scooter well above the threshold that this server already knows to
-//! be armed — is answered from memory, with no database work. What this server remembers is
-//! trusted for `dispatch.memory_secs`, after which it asks the database again, since other
-//! servers sharing the database may have changed the scooter's state.
+//! be armed — is answered from memory, with no database work. A low report always checks the
+//! database, which has the last word. That a scooter is disarmed is remembered for
+//! `dispatch.memory_secs` only, since another server may complete its task meanwhile.
+//!
+//! With several servers, a scooter's reports should reach one server at a time (route by
+//! scooter): a server that remembers a scooter as armed does not see that another server
+//! disarmed it, so it would not re-arm it in the database when its range rises again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -66,7 +70,7 @@ impl Dispatcher {
         let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         memory
             .get(scooter_id)
-            .filter(|(_, since)| since.elapsed() < self.trust)
+            .filter(|(known, since)| *known == Known::Armed || since.elapsed() < self.trust)
             .map(|(known, _)| *known)
     }
 
