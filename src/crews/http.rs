@@ -166,5 +166,6 @@ async fn apply(state: &AppState, crew_id: &str, change: Change) -> Result<CrewSt
     .await?;
     state.crews.write().upsert(crew.clone());
     crate::dispatch::crew_changed(state, &crew).await?;
-    Ok(crew)
+    // The dispatcher may have given it tasks meanwhile.
+    Ok(store::get(&state.db, crew_id).await?.unwrap_or(crew))
 }

@@ -240,6 +240,20 @@ pub async fn step_times(
     .await)
 }
 
+/// One crew's part in a task's change.
+enum CrewStep {
+    Release { crew_id: String, battery_used: bool },
+    Take { crew_id: String, checked: bool },
+}
+
+impl CrewStep {
+    fn crew_id(&self) -> &str {
+        match self {
+            CrewStep::Release { crew_id, .. } | CrewStep::Take { crew_id, .. } => crew_id,
+        }
+    }
+}
+
 /// What became of an action on a task.
 #[derive(Debug)]
 pub enum Applied {
@@ -294,49 +308,69 @@ pub async fn apply(
             decline,
             rearm,
         } = effects;
-        if let Some((crew_id, battery_used)) = &release {
-            sqlx::query(
-                "update crews set \
-                 tasks_held = case when tasks_held > 0 then tasks_held - 1 else 0 end, \
-                 batteries_aboard = case when $2 and batteries_aboard > 0 \
-                     then batteries_aboard - 1 else batteries_aboard end, \
-                 updated_at_ms = $3 \
-                 where crew_id = $1",
+        // Crews' rows are locked in id order, so two reassignments never wait on each other.
+        let mut steps: Vec<CrewStep> = release
+            .into_iter()
+            .map(|(crew_id, battery_used)| CrewStep::Release {
+                crew_id,
+                battery_used,
+            })
+            .chain(
+                take.into_iter()
+                    .map(|(crew_id, checked)| CrewStep::Take { crew_id, checked }),
             )
-            .bind(crew_id)
-            .bind(*battery_used)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some((crew_id, checked)) = &take {
-            let taken = if *checked {
-                sqlx::query(
-                    "update crews set tasks_held = tasks_held + 1, updated_at_ms = $2 \
-                     where crew_id = $1 and available and batteries_aboard > tasks_held",
-                )
-                .bind(crew_id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-            } else {
-                sqlx::query(
-                    "insert into crews (crew_id, available, batteries_aboard, tasks_held, updated_at_ms) \
-                     values ($1, false, $2, 1, $3) \
-                     on conflict (crew_id) do update set tasks_held = crews.tasks_held + 1, \
-                     updated_at_ms = excluded.updated_at_ms",
-                )
-                .bind(crew_id)
-                .bind(default_batteries)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-            };
-            if taken == 0 {
-                tx.rollback().await?;
-                return Ok(Applied::Refused(Refusal::CrewFull));
+            .collect();
+        steps.sort_by(|a, b| a.crew_id().cmp(b.crew_id()));
+        for step in &steps {
+            match step {
+                CrewStep::Release {
+                    crew_id,
+                    battery_used,
+                } => {
+                    sqlx::query(
+                        "update crews set \
+                         tasks_held = case when tasks_held > 0 then tasks_held - 1 else 0 end, \
+                         batteries_aboard = case when $2 and batteries_aboard > 0 \
+                             then batteries_aboard - 1 else batteries_aboard end, \
+                         updated_at_ms = $3 \
+                         where crew_id = $1",
+                    )
+                    .bind(crew_id)
+                    .bind(*battery_used)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CrewStep::Take { crew_id, checked } => {
+                    let taken = if *checked {
+                        sqlx::query(
+                            "update crews set tasks_held = tasks_held + 1, updated_at_ms = $2 \
+                             where crew_id = $1 and available and batteries_aboard > tasks_held",
+                        )
+                        .bind(crew_id)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                    } else {
+                        sqlx::query(
+                            "insert into crews (crew_id, available, batteries_aboard, tasks_held, updated_at_ms) \
+                             values ($1, false, $2, 1, $3) \
+                             on conflict (crew_id) do update set tasks_held = crews.tasks_held + 1, \
+                             updated_at_ms = excluded.updated_at_ms",
+                        )
+                        .bind(crew_id)
+                        .bind(default_batteries)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                    };
+                    if taken == 0 {
+                        tx.rollback().await?;
+                        return Ok(Applied::Refused(Refusal::CrewFull));
+                    }
+                }
             }
         }
         if let Some((crew_id, reason)) = &decline {
