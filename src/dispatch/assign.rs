@@ -65,23 +65,35 @@ async fn offer(state: &AppState, task_id: &str, crew_id: &str) -> Result<Offered
     match apply(state, task_id, &action).await? {
         Applied::Done { before, after } => {
             if before.first_assigned_at_ms.is_none() {
-                if let Some(at) = after.first_assigned_at_ms {
-                    metrics::histogram!("dispatch_time_to_assign_seconds")
-                        .record(seconds_between(after.low_at_ms, at));
-                }
+                assigned(&after, crew_id);
+            } else {
+                tracing::info!(task_id, crew_id, "task assigned");
             }
-            tracing::info!(task_id, crew_id, "task assigned");
             Ok(Offered::Yes)
         }
         Applied::Refused(Refusal::CrewFull) => {
-            // The index was behind: learn the crew's real state.
-            if let Some(crew) = crews::store::get(&state.db, crew_id).await? {
-                state.crews.write().upsert(crew);
-            }
+            learn_crew(state, crew_id).await?;
             Ok(Offered::CrewCannot)
         }
         Applied::Refused(_) | Applied::NotFound => Ok(Offered::TaskMoved),
     }
+}
+
+/// Counts and logs a task's first assignment.
+pub fn assigned(task: &Task, crew_id: &str) {
+    if let Some(at) = task.first_assigned_at_ms {
+        metrics::histogram!("dispatch_time_to_assign_seconds")
+            .record(seconds_between(task.low_at_ms, at));
+    }
+    tracing::info!(task_id = %task.id, crew_id, "task assigned");
+}
+
+/// The index was behind about a crew that could not take a task: learn its real state.
+pub async fn learn_crew(state: &AppState, crew_id: &str) -> Result<(), Error> {
+    if let Some(crew) = crews::store::get(&state.db, crew_id).await? {
+        state.crews.write().upsert(crew);
+    }
+    Ok(())
 }
 
 /// Applies an action and keeps the crew index's load in step with it.

@@ -123,6 +123,11 @@ pub async fn on_scooter_report(
         }
         Step::Trigger => {
             let id = crate::ids::new_id("task");
+            let candidate = state
+                .crews
+                .read()
+                .nearest(report.lat, report.lon, |_| true)
+                .map(|crew| crew.crew_id.clone());
             let created = store::open_task_if_armed(
                 &state.db,
                 &NewTask {
@@ -134,16 +139,28 @@ pub async fn on_scooter_report(
                     low_at: report.at,
                     now: state.clock.now(),
                 },
+                candidate.as_deref(),
             )
             .await?;
             dispatcher.remember(&report.scooter_id, disarmed);
-            let Some(task) = created else {
+            let Some((task, assigned)) = created else {
                 return Ok(ReportOutcome::AlreadyHandled);
             };
             tracing::info!(task_id = %task.id, scooter_id = %task.scooter_id, range_km = task.range_km, "battery-swap task created");
             metrics::counter!("dispatch_tasks_created_total").increment(1);
-            let crew_id =
-                assign::to_nearest_crew(state, &task.id, (task.lat, task.lon), &[]).await?;
+            let crew_id = match (assigned, candidate) {
+                (true, Some(crew_id)) => {
+                    state.crews.write().adjust_held(&crew_id, 1);
+                    assign::assigned(&task, &crew_id);
+                    Some(crew_id)
+                }
+                (_, candidate) => {
+                    if let Some(crew_id) = candidate {
+                        assign::learn_crew(state, &crew_id).await?;
+                    }
+                    assign::to_nearest_crew(state, &task.id, (task.lat, task.lon), &[]).await?
+                }
+            };
             Ok(ReportOutcome::TaskCreated {
                 task_id: task.id,
                 crew_id,

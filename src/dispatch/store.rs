@@ -31,15 +31,37 @@ pub struct NewTask<'a> {
 
 /// Creates the scooter's task if the scooter is armed and has no unfinished task, and
 /// disarms it; `None` when nothing was created.
-pub async fn open_task_if_armed(db: &Db, task: &NewTask<'_>) -> Result<Option<Task>, sqlx::Error> {
+///
+/// When `crew_id` is given and that crew is available with a battery to spare, the task is
+/// created assigned to it, in the same transaction; the flag says whether it was.
+pub async fn open_task_if_armed(
+    db: &Db,
+    task: &NewTask<'_>,
+    crew_id: Option<&str>,
+) -> Result<Option<(Task, bool)>, sqlx::Error> {
     let now = to_millis(task.now);
     let insert = format!(
-        "insert into tasks (id, kind, scooter_id, lat, lon, range_km, status, low_at_ms, created_at_ms) \
-         values ($1, 'battery_swap', $2, $3, $4, $5, 'open', $6, $7) \
+        "insert into tasks (id, kind, scooter_id, lat, lon, range_km, status, crew_id, \
+             low_at_ms, created_at_ms, assigned_at_ms, first_assigned_at_ms) \
+         values ($1, 'battery_swap', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
          on conflict do nothing returning {COLUMNS}"
     );
     db_run!(db, |pool| {
         let mut tx = pool.begin().await?;
+        // Crew first, then the scooter's flag: the order every task change locks them in.
+        let mut taken = false;
+        if let Some(crew_id) = crew_id {
+            taken = sqlx::query(
+                "update crews set tasks_held = tasks_held + 1, updated_at_ms = $2 \
+                 where crew_id = $1 and available and batteries_aboard > tasks_held",
+            )
+            .bind(crew_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        }
         // One statement both checks and clears the flag: of concurrent reports, one wins.
         let disarmed: Option<String> = sqlx::query_scalar(
             "insert into dispatch_scooters (scooter_id, armed, updated_at_ms) values ($1, false, $2) \
@@ -54,6 +76,10 @@ pub async fn open_task_if_armed(db: &Db, task: &NewTask<'_>) -> Result<Option<Ta
             tx.rollback().await?;
             return Ok(None);
         }
+        let (status, crew, assigned_at) = match crew_id.filter(|_| taken) {
+            Some(crew_id) => ("assigned", Some(crew_id), Some(now)),
+            None => ("open", None, None),
+        };
         // The partial unique index refuses a second unfinished task for the scooter.
         let created: Option<Task> = sqlx::query_as(&insert)
             .bind(task.id)
@@ -61,12 +87,22 @@ pub async fn open_task_if_armed(db: &Db, task: &NewTask<'_>) -> Result<Option<Ta
             .bind(task.lat)
             .bind(task.lon)
             .bind(task.range_km)
+            .bind(status)
+            .bind(crew)
             .bind(to_millis(task.low_at))
             .bind(now)
+            .bind(assigned_at)
             .fetch_optional(&mut *tx)
             .await?;
+        if created.is_none() && taken {
+            // The scooter already has its task: give the battery back.
+            sqlx::query("update crews set tasks_held = tasks_held - 1 where crew_id = $1")
+                .bind(crew_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(created)
+        Ok(created.map(|task| (task, taken)))
     })
 }
 
