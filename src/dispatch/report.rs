@@ -197,3 +197,29 @@ pub async fn apply_swap_to_fleet(state: &AppState, swap: &CompletedSwap) -> Resu
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn armed_is_remembered_for_good_disarmed_only_for_a_while() {
+        let dispatcher = Dispatcher::new(Duration::ZERO);
+        assert_eq!(dispatcher.known("CS-1"), None);
+        dispatcher.remember("CS-1", Known::Armed);
+        assert_eq!(dispatcher.known("CS-1"), Some(Known::Armed));
+        let disarmed = Known::Disarmed {
+            lat: 48.85,
+            lon: 2.35,
+            range_km: 9.0,
+        };
+        dispatcher.remember("CS-1", disarmed);
+        assert_eq!(dispatcher.known("CS-1"), None, "asks the database again");
+
+        let trusting = Dispatcher::new(Duration::from_secs(60));
+        trusting.remember("CS-2", disarmed);
+        assert_eq!(trusting.known("CS-2"), Some(disarmed));
+        trusting.forget("CS-2");
+        assert_eq!(trusting.known("CS-2"), None);
+    }
+}
