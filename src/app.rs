@@ -19,7 +19,9 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, billing, console, error, fleet, ops, rides, telemetry, zones};
+use crate::{
+    accounts, billing, console, crews, dispatch, error, fleet, ops, rides, telemetry, zones,
+};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -39,6 +41,10 @@ pub struct AppState {
     pub tariff: Arc<billing::Tariff>,
     /// Where top-up money comes from.
     pub payments: Arc<dyn billing::payments::PaymentProvider>,
+    /// Crews' positions and loads in memory, to find the nearest one.
+    pub crews: Arc<crews::Crews>,
+    /// What this server remembers of scooters' battery-swap hysteresis.
+    pub dispatch: Arc<dispatch::Dispatcher>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -87,6 +93,9 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let fleet = fleet::Fleet::load(&db, config.rental_floor_km).await?;
     tracing::info!(scooters = fleet.read().len(), "live fleet index built");
     let tariff = billing::Tariff::from_config(&config)?;
+    let crews = crews::Crews::load(&db).await.context("loading crews")?;
+    let dispatcher =
+        dispatch::Dispatcher::new(std::time::Duration::from_secs(config.dispatch.memory_secs));
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -98,6 +107,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         hours: Arc::new(hours),
         tariff: Arc::new(tariff),
         payments: Arc::new(billing::payments::TestPaymentProvider),
+        crews: Arc::new(crews),
+        dispatch: Arc::new(dispatcher),
     })
 }
 
@@ -145,6 +156,8 @@ pub fn router(state: AppState) -> Router {
         .merge(zones::http::router())
         .merge(billing::http::router())
         .merge(rides::http::router())
+        .merge(crews::http::router())
+        .merge(dispatch::http::router())
         .split_for_parts();
     let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
@@ -169,7 +182,11 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         shutdown.clone(),
     )));
     workers.extend(rides::workers::spawn(state, shutdown.clone()));
-    workers.push(crate::idempotency::spawn_purger(state.clone(), shutdown));
+    workers.push(crate::idempotency::spawn_purger(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    workers.push(tokio::spawn(dispatch::worker::run(state.clone(), shutdown)));
     workers
 }
 

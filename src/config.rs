@@ -106,10 +106,6 @@ pub struct Config {
     #[arg(long, env = "SCOOTFLEET_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
-    /// Range below which a scooter gets a battery-swap task, in km.
-    #[arg(long, env = "SCOOTFLEET_SWAP_THRESHOLD_KM", default_value_t = 10.0)]
-    pub swap_threshold_km: f64,
-
     /// How long a reservation holds a scooter, in minutes.
     #[arg(long, env = "SCOOTFLEET_RESERVATION_MINUTES", default_value_t = 10)]
     pub reservation_minutes: u32,
@@ -228,6 +224,8 @@ pub struct Config {
     /// authenticates them. Unset: no MQTT.
     #[arg(long, env = "SCOOTFLEET_MQTT_URL")]
     pub mqtt_url: Option<Secret>,
+    #[command(flatten)]
+    pub dispatch: crate::dispatch::DispatchConfig,
 }
 
 impl Config {

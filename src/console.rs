@@ -41,7 +41,7 @@ pub async fn console_config(State(state): State<AppState>) -> ApiJson<ConsoleCon
         basemap_url: state.config.basemap_url.clone(),
         basemap_attribution: state.config.basemap_attribution.clone(),
         rental_floor_km: state.config.rental_floor_km,
-        swap_threshold_km: state.config.swap_threshold_km,
+        swap_threshold_km: state.config.dispatch.threshold_km,
     })
 }
 

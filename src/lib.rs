@@ -14,8 +14,12 @@ pub mod clock;
 pub mod config;
 /// The operator console's static files and settings.
 pub mod console;
+/// Crews: position, availability and the batteries in their vans.
+pub mod crews;
 /// The SQLite/PostgreSQL pool and the one-code-path query helper.
 pub mod db;
+/// Battery-swap dispatch: tasks, assignment to the nearest crew, tours, numbers.
+pub mod dispatch;
 /// The error type and its problem documents.
 pub mod error;
 /// Public feeds (GBFS v3.0).

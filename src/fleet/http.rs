@@ -10,10 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::live::NearbyQuery;
-use super::service::ChangeError;
 use super::{
-    position_problem, reading_problem, Device, Event, Reading, ScooterState, MAX_NEARBY_LIMIT,
-    MAX_NEARBY_RADIUS_M, MAX_POINTS_PER_BATCH,
+    position_problem, reading_problem, Device, Reading, MAX_NEARBY_LIMIT, MAX_NEARBY_RADIUS_M,
+    MAX_POINTS_PER_BATCH,
 };
 use crate::app::AppState;
 use crate::error::{ApiJson, ApiQuery, Error, ProblemDocument};
@@ -70,24 +69,7 @@ pub async fn telemetry(
     let now = state.clock.now();
     let points = readings(body, now)?;
     let accepted = points.len();
-    state
-        .fleet
-        .ingest(device.scooter_id.clone(), points, now)
-        .await?;
-    let silent = state
-        .fleet
-        .get(&device.scooter_id)
-        .is_some_and(|s| s.state == ScooterState::NonContactable);
-    if silent {
-        match state
-            .fleet
-            .change_state(&state.db, &device.scooter_id, Event::CommsRestored, now)
-            .await
-        {
-            Ok(_) | Err(ChangeError::NotAllowed { .. } | ChangeError::UnknownScooter) => {}
-            Err(ChangeError::Internal(err)) => return Err(err),
-        }
-    }
+    super::accept::accept_points(&state, device.scooter_id.clone(), points, now).await?;
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(TelemetryAccepted { accepted }),

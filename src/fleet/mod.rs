@@ -9,6 +9,7 @@
 //! `available` but is left out of nearby search, so that unlocking it answers the contract's
 //! `battery_too_low` rather than `scooter_unavailable`.
 
+pub mod accept;
 pub mod device;
 pub mod http;
 pub mod ingest;

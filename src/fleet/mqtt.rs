@@ -14,7 +14,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::http::{readings, TelemetryRequest};
-use super::{Event as FleetEvent, ScooterState};
 use crate::app::AppState;
 
 /// The topic filter the server subscribes to.
@@ -144,23 +143,9 @@ async fn store(state: &AppState, publish: &Publish) -> Result<(), Outcome> {
         .map_err(|e| Refused(format!("the JSON could not be read: {e}")))?;
     let now = state.clock.now();
     let points = readings(body, now).map_err(|e| Refused(e.to_string()))?;
-    state
-        .fleet
-        .ingest(scooter_id.clone(), points, now)
+    super::accept::accept_points(state, scooter_id, points, now)
         .await
-        .map_err(|e| Failed(e.to_string()))?;
-    let silent = state
-        .fleet
-        .get(&scooter_id)
-        .is_some_and(|s| s.state == ScooterState::NonContactable);
-    if silent {
-        // Losing this race to another message is fine: the scooter is back either way.
-        let _ = state
-            .fleet
-            .change_state(&state.db, &scooter_id, FleetEvent::CommsRestored, now)
-            .await;
-    }
-    Ok(())
+        .map_err(|e| Failed(e.to_string()))
 }
 
 /// Starts the MQTT worker when a broker is configured.

@@ -172,6 +172,27 @@ pub async fn change_state_on(
     })
 }
 
+/// Logs an event that leaves the scooter in `state` (e.g. `battery_charged` while available).
+pub async fn record_event(
+    db: &Db,
+    scooter_id: &str,
+    event: Event,
+    state: ScooterState,
+    at_ms: i64,
+) -> Result<(), Error> {
+    db_run!(db, |pool| sqlx::query(INSERT_EVENT)
+        .bind(scooter_id)
+        .bind(event.as_str())
+        .bind(state.as_str())
+        .bind(state.as_str())
+        .bind(state.reason().map(Reason::as_str))
+        .bind(at_ms)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
 /// A scooter's stored state and its version.
 pub async fn state_of(db: &Db, scooter_id: &str) -> Result<Option<(ScooterState, i64)>, Error> {
     let row: Option<(String, Option<String>, i64)> = db_run!(db, |pool| {

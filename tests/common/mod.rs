@@ -123,6 +123,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub database: TestDatabase,
+    /// The running server's state, for calling domain entry points directly.
+    pub state: scootfleet::app::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -205,7 +207,7 @@ impl TestServer {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(scootfleet::app::serve(listener, state, async {
+        let task = tokio::spawn(scootfleet::app::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         TestServer {
@@ -214,6 +216,7 @@ impl TestServer {
             clock,
             http: reqwest::Client::new(),
             database,
+            state,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -332,4 +335,5 @@ impl TestServer {
 
 /// Helpers for wallet, packs, top-ups and idempotency keys.
 pub mod billing;
+pub mod dispatch;
 pub mod fleet;
