@@ -175,6 +175,19 @@ mod scenarios {
             .as_str()
             .is_some_and(|id| !id.is_empty()));
 
+        let first = s.get("/v1/ops/zones/versions/1", Some(&token)).await;
+        let first = first.expect(200);
+        assert_eq!(first["version"], 1);
+        assert_eq!(first["name"], "Paris and Neuilly-sur-Seine");
+        let second = s.get("/v1/ops/zones/versions/2", Some(&token)).await;
+        assert_eq!(second.expect(200)["features"], small_town()["features"]);
+        s.get("/v1/ops/zones/versions/3", Some(&token))
+            .await
+            .expect_problem(404, "not_found");
+        s.get("/v1/ops/zones/versions/latest", Some(&token))
+            .await
+            .expect_problem(400, "invalid_request");
+
         // A refused upload changes nothing.
         let mut broken = small_town();
         broken["features"][1]["properties"]["kind"] = json!("parking");
@@ -289,6 +302,9 @@ mod scenarios {
             .await
             .expect_problem(403, "forbidden");
         s.get("/v1/ops/zones/versions", Some(&rider))
+            .await
+            .expect_problem(403, "forbidden");
+        s.get("/v1/ops/zones/versions/1", Some(&rider))
             .await
             .expect_problem(403, "forbidden");
         s.put(

@@ -11,12 +11,13 @@ use super::{parse_zones, store, OperatingHours, ZoneSet};
 use crate::app::AppState;
 use crate::auth::Operator;
 use crate::clock::{from_millis, rfc3339};
-use crate::error::{ApiJson, Error, ProblemDocument};
+use crate::error::{ApiJson, ApiPath, Error, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(put_zones, get_zones))
         .routes(routes!(zone_versions))
+        .routes(routes!(zone_version))
         .routes(routes!(public_zones))
         .routes(routes!(put_hours, get_hours))
         .routes(routes!(public_hours))
@@ -140,6 +141,42 @@ pub async fn zone_versions(
         })
         .collect();
     Ok(ApiJson(ZoneSetVersions { versions }))
+}
+
+/// One version of the zones, current or past, as a GeoJSON FeatureCollection with its
+/// `version`: to review a change, or to bring an older map back by uploading it again.
+#[utoipa::path(
+    get, path = "/v1/ops/zones/versions/{version}", tag = "zones", security(("bearer" = [])),
+    params(("version" = i64, Path, description = "A version from `/v1/ops/zones/versions`")),
+    responses(
+        (status = 200, body = Value, description = "A GeoJSON FeatureCollection with `version` and `created_at`"),
+        (status = 400, description = "`invalid_request`: not a version number", body = ProblemDocument),
+        (status = 401, description = "`unauthenticated`", body = ProblemDocument),
+        (status = 403, description = "`forbidden`", body = ProblemDocument),
+        (status = 404, description = "`not_found`", body = ProblemDocument),
+    )
+)]
+pub async fn zone_version(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiPath(version): ApiPath<i64>,
+) -> Result<ApiJson<Value>, Error> {
+    let Some(stored) = store::zone_set_version(&state.db, version).await? else {
+        return Err(Error::not_found(
+            "not_found",
+            format!("There is no zone set version {version}."),
+        ));
+    };
+    let mut collection: Value = serde_json::from_str(&stored.geojson)
+        .map_err(|err| anyhow::anyhow!("zone set version {version} is not JSON: {err}"))?;
+    if let Some(object) = collection.as_object_mut() {
+        object.insert("version".into(), stored.version.into());
+        object.insert(
+            "created_at".into(),
+            rfc3339(from_millis(stored.created_at_ms)).into(),
+        );
+    }
+    Ok(ApiJson(collection))
 }
 
 /// Where riding is offered, where parking is forbidden and where scooters slow down: the
