@@ -4,6 +4,7 @@ mod common;
 
 on_both_backends!(
     paris_and_neuilly_apply_until_zones_are_uploaded,
+    positions_are_checked_against_the_zones_in_force,
     an_upload_becomes_the_new_version,
     invalid_zone_sets_are_refused_with_a_reason,
     zones_are_for_operators,
@@ -146,6 +147,59 @@ mod scenarios {
         assert_eq!(versions[0]["created_by"], Value::Null);
     }
 
+    pub async fn positions_are_checked_against_the_zones_in_force(s: &TestServer) {
+        let at = |lat: f64, lon: f64| format!("/v1/zones/at?lat={lat}&lon={lon}");
+        // The defaults: Notre-Dame, the Arc de Triomphe, the Champs-Élysées, La Défense.
+        let notre_dame = s.get(&at(48.8530, 2.3499), None).await;
+        let notre_dame = notre_dame.expect(200);
+        assert_eq!(notre_dame["in_service_area"], true);
+        assert_eq!(notre_dame["parking_allowed"], true);
+        assert_eq!(notre_dame["speed_limit_kmh"], Value::Null);
+        assert_eq!(notre_dame["version"], 1);
+        let arc = s.get(&at(48.8738, 2.2950), None).await;
+        let arc = arc.expect(200);
+        assert_eq!(arc["in_service_area"], true);
+        assert_eq!(arc["parking_allowed"], false);
+        assert!(arc["no_parking_zone"]
+            .as_str()
+            .unwrap()
+            .contains("Charles-de-Gaulle"));
+        let champs = s.get(&at(48.8698, 2.3077), None).await;
+        assert_eq!(champs.expect(200)["speed_limit_kmh"], 10.0);
+        let defense = s.get(&at(48.8920, 2.2380), None).await;
+        let defense = defense.expect(200);
+        assert_eq!(defense["in_service_area"], false);
+        assert_eq!(defense["parking_allowed"], false);
+
+        // The small town: its hole, and 10 m outside its border (the 15 m tolerance).
+        let token = s.operator_token().await;
+        s.put("/v1/ops/zones", Some(&token), small_town())
+            .await
+            .expect(200);
+        let hole = s.get(&at(48.845, 2.345), None).await;
+        let hole = hole.expect(200);
+        assert_eq!(hole["in_service_area"], false);
+        assert_eq!(hole["version"], 2);
+        let just_out = s.get(&at(48.80 - 10.0 / 111_320.0, 2.35), None).await;
+        let just_out = just_out.expect(200);
+        assert_eq!(just_out["in_service_area"], false);
+        assert_eq!(just_out["parking_allowed"], true);
+        let slow = s.get(&at(48.865, 2.365), None).await;
+        assert_eq!(slow.expect(200)["speed_limit_kmh"], 12.0);
+
+        for query in [
+            "lat=91&lon=2",
+            "lat=48.8&lon=NaN",
+            "lat=48.8",
+            "lat=a&lon=2",
+            "lat=48.8&lon=2&x=1",
+        ] {
+            s.get(&format!("/v1/zones/at?{query}"), None)
+                .await
+                .expect_problem(400, "invalid_request");
+        }
+    }
+
     pub async fn an_upload_becomes_the_new_version(s: &TestServer) {
         let token = s.operator_token().await;
         let answer = s.put("/v1/ops/zones", Some(&token), small_town()).await;
@@ -174,6 +228,19 @@ mod scenarios {
         assert!(versions[0]["created_by"]
             .as_str()
             .is_some_and(|id| !id.is_empty()));
+
+        let first = s.get("/v1/ops/zones/versions/1", Some(&token)).await;
+        let first = first.expect(200);
+        assert_eq!(first["version"], 1);
+        assert_eq!(first["name"], "Paris and Neuilly-sur-Seine");
+        let second = s.get("/v1/ops/zones/versions/2", Some(&token)).await;
+        assert_eq!(second.expect(200)["features"], small_town()["features"]);
+        s.get("/v1/ops/zones/versions/3", Some(&token))
+            .await
+            .expect_problem(404, "not_found");
+        s.get("/v1/ops/zones/versions/latest", Some(&token))
+            .await
+            .expect_problem(400, "invalid_request");
 
         // A refused upload changes nothing.
         let mut broken = small_town();
@@ -289,6 +356,9 @@ mod scenarios {
             .await
             .expect_problem(403, "forbidden");
         s.get("/v1/ops/zones/versions", Some(&rider))
+            .await
+            .expect_problem(403, "forbidden");
+        s.get("/v1/ops/zones/versions/1", Some(&rider))
             .await
             .expect_problem(403, "forbidden");
         s.put(

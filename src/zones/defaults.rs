@@ -1,9 +1,11 @@
 //! The zones in force until an operator uploads others: Paris and Neuilly-sur-Seine.
 //!
 //! `fixtures/zones/paris-neuilly.geojson` was drawn for this project: one service area
-//! following the city limits of Paris (the Boulevard Périphérique line with the Bois de
-//! Boulogne and the Bois de Vincennes) and of Neuilly-sur-Seine, no-parking zones at the
-//! busiest squares and landmarks, and slow zones on the Champs-Élysées and Rue Mouffetard.
+//! following the city limits of Paris (around the Boulevard Périphérique, with the Bois de
+//! Boulogne and the Bois de Vincennes) and of Neuilly-sur-Seine, simplified to about 10 m;
+//! the Paris limit was checked against the arrondissement boundaries published by the City
+//! of Paris (opendata.paris.fr, ODbL). Plus no-parking zones at the busiest squares and
+//! landmarks, and slow zones on the Champs-Élysées and Rue Mouffetard.
 
 /// The default FeatureCollection, compiled into the binary.
 const PARIS_NEUILLY: &str = include_str!("../../fixtures/zones/paris-neuilly.geojson");
@@ -52,9 +54,9 @@ mod tests {
             ("Eiffel Tower", 48.8584, 2.2945),
             ("Tour Montparnasse", 48.8421, 2.3219),
             ("Gare du Nord", 48.8809, 2.3553),
-            ("Bois de Vincennes, Lac Daumesnil", 48.8333, 2.4169),
+            ("Bois de Vincennes, Lac des Minimes", 48.8380, 2.4530),
             ("Bois de Vincennes, Parc floral", 48.8380, 2.4430),
-            ("Bois de Boulogne, Roland-Garros", 48.8469, 2.2493),
+            ("Bois de Boulogne, Roland-Garros", 48.8475, 2.2490),
             ("Bois de Boulogne, Longchamp", 48.8590, 2.2330),
             ("Neuilly-sur-Seine town hall", 48.8846, 2.2695),
             ("Porte Maillot", 48.8781, 2.2830),
@@ -78,6 +80,10 @@ mod tests {
             ("Château de Vincennes", 48.8427, 2.4359),
             ("Saint-Ouen flea market", 48.9020, 2.3420),
             ("Charenton-le-Pont", 48.8217, 2.4133),
+            ("Saint-Mandé, south", 48.8400, 2.4170),
+            ("Boulogne-Billancourt, north", 48.8480, 2.2350),
+            ("Ivry-sur-Seine, north", 48.8200, 2.3850),
+            ("Clichy", 48.9040, 2.3060),
         ] {
             assert!(!set.in_service_area(lat, lon), "{place} should be outside");
         }

@@ -7,17 +7,20 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{parse_zones, store, OperatingHours, ZoneSet};
+use super::set::is_valid_position;
+use super::{parse_zones, store, OperatingHours, ParkingRefusal, ZoneSet};
 use crate::app::AppState;
 use crate::auth::Operator;
 use crate::clock::{from_millis, rfc3339};
-use crate::error::{ApiJson, Error, ProblemDocument};
+use crate::error::{ApiJson, ApiPath, ApiQuery, Error, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(put_zones, get_zones))
         .routes(routes!(zone_versions))
+        .routes(routes!(zone_version))
         .routes(routes!(public_zones))
+        .routes(routes!(zones_at))
         .routes(routes!(put_hours, get_hours))
         .routes(routes!(public_hours))
 }
@@ -142,6 +145,42 @@ pub async fn zone_versions(
     Ok(ApiJson(ZoneSetVersions { versions }))
 }
 
+/// One version of the zones, current or past, as a GeoJSON FeatureCollection with its
+/// `version`: to review a change, or to bring an older map back by uploading it again.
+#[utoipa::path(
+    get, path = "/v1/ops/zones/versions/{version}", tag = "zones", security(("bearer" = [])),
+    params(("version" = i64, Path, description = "A version from `/v1/ops/zones/versions`")),
+    responses(
+        (status = 200, body = Value, description = "A GeoJSON FeatureCollection with `version` and `created_at`"),
+        (status = 400, description = "`invalid_request`: not a version number", body = ProblemDocument),
+        (status = 401, description = "`unauthenticated`", body = ProblemDocument),
+        (status = 403, description = "`forbidden`", body = ProblemDocument),
+        (status = 404, description = "`not_found`", body = ProblemDocument),
+    )
+)]
+pub async fn zone_version(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiPath(version): ApiPath<i64>,
+) -> Result<ApiJson<Value>, Error> {
+    let Some(stored) = store::zone_set_version(&state.db, version).await? else {
+        return Err(Error::not_found(
+            "not_found",
+            format!("There is no zone set version {version}."),
+        ));
+    };
+    let mut collection: Value = serde_json::from_str(&stored.geojson)
+        .map_err(|err| anyhow::anyhow!("zone set version {version} is not JSON: {err}"))?;
+    if let Some(object) = collection.as_object_mut() {
+        object.insert("version".into(), stored.version.into());
+        object.insert(
+            "created_at".into(),
+            rfc3339(from_millis(stored.created_at_ms)).into(),
+        );
+    }
+    Ok(ApiJson(collection))
+}
+
 /// Where riding is offered, where parking is forbidden and where scooters slow down: the
 /// zones in force as a GeoJSON FeatureCollection, for the apps' maps. Public.
 #[utoipa::path(
@@ -150,6 +189,67 @@ pub async fn zone_versions(
 )]
 pub async fn public_zones(State(state): State<AppState>) -> ApiJson<Value> {
     ApiJson(feature_collection(&state.zones.current()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PositionQuery {
+    /// WGS84 latitude.
+    pub lat: f64,
+    /// WGS84 longitude.
+    pub lon: f64,
+}
+
+/// What the zones in force say about one position.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ZonesAtPosition {
+    pub lat: f64,
+    pub lon: f64,
+    /// Inside a service area (its border included, its holes excluded).
+    pub in_service_area: bool,
+    /// Whether a ride may end here, with the GPS tolerance at the service-area border.
+    pub parking_allowed: bool,
+    /// The no-parking zone here, by name, if any.
+    pub no_parking_zone: Option<String>,
+    /// The lowest speed limit of the slow zones here, if any.
+    pub speed_limit_kmh: Option<f64>,
+    /// The zone set version these answers come from.
+    pub version: i64,
+}
+
+/// What the zones say about a position: riding, parking, speed. Public, for the apps'
+/// "can I park here?".
+#[utoipa::path(
+    get, path = "/v1/zones/at", tag = "zones",
+    params(PositionQuery),
+    responses(
+        (status = 200, body = ZonesAtPosition),
+        (status = 400, description = "`invalid_request`: missing or out-of-range coordinates", body = ProblemDocument),
+    )
+)]
+pub async fn zones_at(
+    State(state): State<AppState>,
+    ApiQuery(PositionQuery { lat, lon }): ApiQuery<PositionQuery>,
+) -> Result<ApiJson<ZonesAtPosition>, Error> {
+    if !is_valid_position(lat, lon) {
+        return Err(Error::invalid(
+            "lat must be within -90..90 and lon within -180..180.",
+        ));
+    }
+    let set = state.zones.current();
+    let verdict = set.parking_verdict(lat, lon, state.zones.parking_border_tolerance_m());
+    Ok(ApiJson(ZonesAtPosition {
+        lat,
+        lon,
+        in_service_area: set.in_service_area(lat, lon),
+        parking_allowed: verdict.is_ok(),
+        no_parking_zone: match verdict {
+            Err(ParkingRefusal::NoParkingZone { name }) => name,
+            _ => None,
+        },
+        speed_limit_kmh: set.speed_limit_kmh(lat, lon),
+        version: set.version(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

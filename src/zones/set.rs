@@ -378,6 +378,12 @@ mod tests {
             set.parking_verdict(f64::NAN, 2.3440, 15.0),
             Err(ParkingRefusal::OutsideServiceArea)
         );
+        let refusal = set.parking_verdict(48.8540, 2.3440, 15.0).unwrap_err();
+        assert!(
+            refusal.detail().contains("(corner)"),
+            "{}",
+            refusal.detail()
+        );
     }
 
     #[test]

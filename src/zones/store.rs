@@ -22,12 +22,13 @@ pub struct ZoneSetVersion {
     pub feature_count: i64,
 }
 
+/// A stored zone set with its GeoJSON text.
 #[derive(Debug, sqlx::FromRow)]
-struct StoredZoneSet {
-    version: i64,
-    created_at_ms: i64,
-    created_by: Option<String>,
-    geojson: String,
+pub struct StoredZoneSet {
+    pub version: i64,
+    pub created_at_ms: i64,
+    pub created_by: Option<String>,
+    pub geojson: String,
 }
 
 /// Stores `geojson` as the next version and returns its number.
@@ -75,6 +76,18 @@ pub async fn zone_set_versions(db: &Db) -> Result<Vec<ZoneSetVersion>, Error> {
              order by version desc",
         )
         .fetch_all(pool)
+        .await
+    })?)
+}
+
+/// One stored zone set, by version.
+pub async fn zone_set_version(db: &Db, version: i64) -> Result<Option<StoredZoneSet>, Error> {
+    Ok(db_run!(db, |pool| {
+        sqlx::query_as(
+            "select version, created_at_ms, created_by, geojson from zone_sets where version = $1",
+        )
+        .bind(version)
+        .fetch_optional(pool)
         .await
     })?)
 }
