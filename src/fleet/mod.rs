@@ -11,6 +11,7 @@
 
 pub mod device;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod live;
 pub mod mqtt;

@@ -76,6 +76,64 @@ pub async fn insert_scooter(db: &Db, new: &NewScooter<'_>) -> Result<bool, Error
     }
 }
 
+/// Registers many scooters in one transaction, skipping ids already taken; says which of
+/// `scooters` were created.
+pub async fn insert_scooters(
+    db: &Db,
+    scooters: &[(&str, String, Reading)],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let available = ScooterState::Available.as_str();
+    db_run!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut created = Vec::with_capacity(scooters.len());
+        for (scooter_id, token_hash, r) in scooters {
+            let at = r.recorded_at_ms;
+            let inserted = sqlx::query(
+                "insert into scooters (scooter_id, device_token_hash, state, state_reason, state_version, \
+                 lat, lon, range_km, battery_pct, last_seen_ms, registered_at_ms) \
+                 values ($1, $2, $3, null, 0, $4, $5, $6, $7, $8, $8) on conflict (scooter_id) do nothing",
+            )
+            .bind(scooter_id)
+            .bind(token_hash)
+            .bind(available)
+            .bind(r.lat)
+            .bind(r.lon)
+            .bind(r.range_km)
+            .bind(r.battery_pct)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                sqlx::query(INSERT_EVENT)
+                    .bind(scooter_id)
+                    .bind(Event::AgencyDropOff.as_str())
+                    .bind(None::<&str>)
+                    .bind(available)
+                    .bind(None::<&str>)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(INSERT_POINT)
+                    .bind(scooter_id)
+                    .bind(at)
+                    .bind(at)
+                    .bind(r.lat)
+                    .bind(r.lon)
+                    .bind(r.range_km)
+                    .bind(r.battery_pct)
+                    .bind(r.speed_kmh)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            created.push(inserted);
+        }
+        tx.commit().await?;
+        Ok(created)
+    })
+}
+
 /// A scooter as stored, for rebuilding the live index.
 #[derive(Debug, sqlx::FromRow)]
 pub struct ScooterRow {
