@@ -731,3 +731,59 @@ async fn telemetry_arrives_over_mqtt() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_fleet_imports_from_the_command_line() {
+    for backend in backends() {
+        let database = common::TestDatabase::create(backend).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tokens = dir.path().join("tokens.csv");
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo-fleet.csv");
+        let import = |tokens: &std::path::Path| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_scootfleet"))
+                .env("DATABASE_URL", &database.url)
+                .args(["scooters", "import", fixture, "--tokens"])
+                .arg(tokens)
+                .output()
+                .expect("scootfleet runs")
+        };
+        let first = import(&tokens);
+        assert!(
+            first.status.success(),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let said = String::from_utf8_lossy(&first.stdout);
+        assert!(
+            said.contains("500 scooters registered, 0 already known"),
+            "{said}"
+        );
+        let again = import(&dir.path().join("again.csv"));
+        assert!(String::from_utf8_lossy(&again.stdout)
+            .contains("0 scooters registered, 500 already known"));
+
+        // The import used the real clock; no silence sweep before the test's clock follows.
+        let mut config = quick_config(&database.url);
+        config.fleet_sweep_interval_ms = 3_600_000;
+        let s = TestServer::start_on(backend, database, config).await;
+        s.clock.set(chrono::Utc::now());
+        let operator = s.operator_token().await;
+        let page = s.get("/v1/ops/fleet?limit=5000", Some(&operator)).await;
+        assert_eq!(page.expect(200)["scooters"].as_array().unwrap().len(), 500);
+        // PAR-0002 stands at 48.823825, 2.356574 with 27.4 km.
+        let ids = nearby_ids(&s, "lat=48.823825&lon=2.356574&radius_m=10").await;
+        assert_eq!(ids, ["PAR-0002"]);
+        let tokens = std::fs::read_to_string(&tokens).expect("tokens file");
+        let line = tokens
+            .lines()
+            .find(|l| l.starts_with("PAR-0002,"))
+            .expect("token of PAR-0002");
+        let token = line.split_once(',').unwrap().1;
+        s.clock.advance(Duration::seconds(5));
+        send(&s, token, vec![point(48.8240, 2.3570, 27.0, s.clock.now())])
+            .await
+            .expect(202);
+        assert_eq!(fleet_entry(&s, &operator, "PAR-0002").await["lat"], 48.824);
+        s.stop().await;
+    }
+}

@@ -12,6 +12,7 @@
 pub mod accept;
 pub mod device;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod live;
 pub mod mqtt;

@@ -76,6 +76,64 @@ pub async fn insert_scooter(db: &Db, new: &NewScooter<'_>) -> Result<bool, Error
     }
 }
 
+/// Registers many scooters in one transaction, skipping ids already taken; says which of
+/// `scooters` were created.
+pub async fn insert_scooters(
+    db: &Db,
+    scooters: &[(&str, String, Reading)],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let available = ScooterState::Available.as_str();
+    db_run!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut created = Vec::with_capacity(scooters.len());
+        for (scooter_id, token_hash, r) in scooters {
+            let at = r.recorded_at_ms;
+            let inserted = sqlx::query(
+                "insert into scooters (scooter_id, device_token_hash, state, state_reason, state_version, \
+                 lat, lon, range_km, battery_pct, last_seen_ms, registered_at_ms) \
+                 values ($1, $2, $3, null, 0, $4, $5, $6, $7, $8, $8) on conflict (scooter_id) do nothing",
+            )
+            .bind(scooter_id)
+            .bind(token_hash)
+            .bind(available)
+            .bind(r.lat)
+            .bind(r.lon)
+            .bind(r.range_km)
+            .bind(r.battery_pct)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                sqlx::query(INSERT_EVENT)
+                    .bind(scooter_id)
+                    .bind(Event::AgencyDropOff.as_str())
+                    .bind(None::<&str>)
+                    .bind(available)
+                    .bind(None::<&str>)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(INSERT_POINT)
+                    .bind(scooter_id)
+                    .bind(at)
+                    .bind(at)
+                    .bind(r.lat)
+                    .bind(r.lon)
+                    .bind(r.range_km)
+                    .bind(r.battery_pct)
+                    .bind(r.speed_kmh)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            created.push(inserted);
+        }
+        tx.commit().await?;
+        Ok(created)
+    })
+}
+
 /// A scooter as stored, for rebuilding the live index.
 #[derive(Debug, sqlx::FromRow)]
 pub struct ScooterRow {
@@ -223,22 +281,32 @@ pub struct Points<'a> {
 /// `recorded_at`) are dropped; each scooter's row takes its newest point only if it is newer
 /// than the one it has.
 pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::Error> {
+    let rows: Vec<(&str, &Reading, i64)> = groups
+        .iter()
+        .flat_map(|g| g.points.iter().map(|p| (g.scooter_id, p, g.received_at_ms)))
+        .collect();
     db_run!(db, |pool| {
         let mut tx = pool.begin().await?;
+        // Many rows per statement: one round trip per thousand points, not per point.
+        for chunk in rows.chunks(POINTS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "insert into telemetry (scooter_id, recorded_at_ms, received_at_ms, \
+                 lat, lon, range_km, battery_pct, speed_kmh) ",
+            );
+            insert.push_values(chunk, |mut row, (scooter_id, p, received_at_ms)| {
+                row.push_bind(*scooter_id)
+                    .push_bind(p.recorded_at_ms)
+                    .push_bind(*received_at_ms)
+                    .push_bind(p.lat)
+                    .push_bind(p.lon)
+                    .push_bind(p.range_km)
+                    .push_bind(p.battery_pct)
+                    .push_bind(p.speed_kmh);
+            });
+            insert.push(" on conflict (scooter_id, recorded_at_ms) do nothing");
+            insert.build().execute(&mut *tx).await?;
+        }
         for group in groups {
-            for p in group.points {
-                sqlx::query(INSERT_POINT)
-                    .bind(group.scooter_id)
-                    .bind(p.recorded_at_ms)
-                    .bind(group.received_at_ms)
-                    .bind(p.lat)
-                    .bind(p.lon)
-                    .bind(p.range_km)
-                    .bind(p.battery_pct)
-                    .bind(p.speed_kmh)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             if let Some(newest) = group.points.iter().max_by_key(|p| p.recorded_at_ms) {
                 sqlx::query(
                     "update scooters set lat = $1, lon = $2, range_km = $3, battery_pct = $4, \
@@ -257,6 +325,9 @@ pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::E
         tx.commit().await
     })
 }
+
+/// Rows per multi-row insert: 8 parameters each stays far below both engines' limits.
+const POINTS_PER_STATEMENT: usize = 1000;
 
 /// How many points are stored for a scooter (for operators and tests).
 pub async fn count_points(db: &Db, scooter_id: &str) -> Result<i64, Error> {
