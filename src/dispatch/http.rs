@@ -15,7 +15,7 @@ use super::lifecycle::{Action, Refusal, Task};
 use super::report::CompletedSwap;
 use super::store::{self, Applied};
 use super::tour::tour;
-use super::{apply_swap_to_fleet, kpis, TaskStatus};
+use super::{apply_swap_to_fleet, TaskStatus};
 use crate::app::AppState;
 use crate::auth::{CrewMember, Operator};
 use crate::clock::{from_millis, rfc3339};
@@ -31,7 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tasks))
         .routes(routes!(reassign))
         .routes(routes!(cancel))
-        .routes(routes!(kpis::kpis))
 }
 
 /// A battery-swap task.

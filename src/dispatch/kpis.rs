@@ -2,7 +2,6 @@
 //! assigned, accepted and done (p50/p90 over the last 24 hours), and how many tasks are
 //! waiting. Served at `GET /v1/ops/kpis` and as Prometheus metrics.
 
-use axum::extract::State;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,9 +9,8 @@ use utoipa::ToSchema;
 use super::assign::seconds_between;
 use super::{percentile, store};
 use crate::app::AppState;
-use crate::auth::Operator;
 use crate::clock::to_millis;
-use crate::error::{ApiJson, Error, ProblemDocument};
+use crate::error::Error;
 
 /// The window the durations are taken over.
 pub const WINDOW_SECS: i64 = 86_400;
@@ -49,12 +47,6 @@ pub struct DispatchKpis {
     pub time_to_assign_s: Durations,
     pub time_to_accept_s: Durations,
     pub time_to_complete_s: Durations,
-}
-
-/// The operators' dashboard numbers.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct Kpis {
-    pub dispatch: DispatchKpis,
 }
 
 type StepTimes = (i64, Option<i64>, Option<i64>, Option<i64>);
@@ -120,24 +112,6 @@ pub async fn update_gauges(state: &AppState) -> Result<(), Error> {
         metrics::gauge!("dispatch_tasks", "status" => status).set(n as f64);
     }
     Ok(())
-}
-
-/// Dispatch numbers for the operators' console.
-#[utoipa::path(
-    get, path = "/v1/ops/kpis", tag = "dispatch", security(("bearer" = [])),
-    responses(
-        (status = 200, body = Kpis),
-        (status = 401, description = "`unauthenticated`", body = ProblemDocument),
-        (status = 403, description = "`forbidden`", body = ProblemDocument),
-    )
-)]
-pub async fn kpis(
-    State(state): State<AppState>,
-    _operator: Operator,
-) -> Result<ApiJson<Kpis>, Error> {
-    Ok(ApiJson(Kpis {
-        dispatch: dispatch_kpis(&state).await?,
-    }))
 }
 
 #[cfg(test)]

@@ -243,6 +243,19 @@ impl LiveIndex {
         self.ids_in_state(ScooterState::Available, |s| s.heard_ms < cutoff_ms)
     }
 
+    /// How many scooters are in each state, and how many are below `threshold_km` of range.
+    pub fn census(&self, threshold_km: f64) -> (BTreeMap<&'static str, usize>, usize) {
+        let mut by_state = BTreeMap::new();
+        let mut below = 0;
+        for scooter in &self.scooters {
+            *by_state.entry(scooter.state.as_str()).or_insert(0) += 1;
+            if scooter.range_km < threshold_km && scooter.state != ScooterState::Removed {
+                below += 1;
+            }
+        }
+        (by_state, below)
+    }
+
     /// The scooters in `state` that also pass `filter`.
     pub fn ids_in_state(
         &self,

@@ -17,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .routes(routes!(openapi))
+        .routes(routes!(super::kpis::kpis))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -255,3 +255,20 @@ pub async fn set_speed_limit(db: &Db, ride_id: &str, kmh: Option<f64>) -> Result
     .map(|_| ()))?;
     Ok(())
 }
+
+/// Rides ended since `since_ms`: how many, their billed minutes and their amount in cents;
+/// and how many rides are active now.
+pub async fn numbers_since(db: &Db, since_ms: i64) -> Result<(i64, i64, i64, i64), Error> {
+    Ok(db_run!(db, |pool| sqlx::query_as(
+        "select \
+           (select count(*) from rides where status = 'ended' and ended_at_ms >= $1), \
+           (select cast(coalesce(sum(billed_minutes), 0) as bigint) from rides \
+             where status = 'ended' and ended_at_ms >= $1), \
+           (select cast(coalesce(sum(amount_cents), 0) as bigint) from rides \
+             where status = 'ended' and ended_at_ms >= $1), \
+           (select count(*) from rides where status = 'active')"
+    )
+    .bind(since_ms)
+    .fetch_one(pool)
+    .await)?)
+}
