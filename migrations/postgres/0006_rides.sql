@@ -52,7 +52,9 @@ create table device_commands (
     payload text not null,
     status text not null check (status in ('pending', 'acked', 'expired')),
     created_at_ms bigint not null,
-    acked_at_ms bigint
+    acked_at_ms bigint,
+    -- When a server published it over MQTT (scooters may also poll for it).
+    published_at_ms bigint
 );
 create index device_commands_pending on device_commands (scooter_id, status, created_at_ms);
 

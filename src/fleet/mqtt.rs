@@ -19,6 +19,9 @@ use crate::app::AppState;
 /// The topic filter the server subscribes to.
 pub const TOPIC_FILTER: &str = "scootfleet/scooters/+/telemetry";
 
+/// How often new commands for scooters are published.
+const COMMAND_PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Messages being stored at once; more wait in the broker.
 const MAX_IN_FLIGHT: usize = 256;
 
@@ -50,9 +53,22 @@ pub fn options(url: &str) -> anyhow::Result<MqttOptions> {
 pub async fn run(state: AppState, options: MqttOptions, mut shutdown: watch::Receiver<bool>) {
     let (client, mut events) = AsyncClient::new(options, 1024);
     let mut storing = JoinSet::new();
+    // Commands for scooters go out on the same connection.
+    let mut publish_tick = tokio::time::interval(COMMAND_PUBLISH_INTERVAL);
+    publish_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut publishing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let event = tokio::select! {
             event = events.poll() => event,
+            _ = publish_tick.tick() => {
+                if publishing.as_ref().is_none_or(|task| task.is_finished()) {
+                    let (state, client) = (state.clone(), client.clone());
+                    publishing = Some(tokio::spawn(async move {
+                        crate::rides::commands::publish_pending(&state, &client).await;
+                    }));
+                }
+                continue;
+            }
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         match event {
@@ -80,6 +96,9 @@ pub async fn run(state: AppState, options: MqttOptions, mut shutdown: watch::Rec
         while storing.try_join_next().is_some() {}
     }
     while storing.join_next().await.is_some() {}
+    if let Some(task) = publishing {
+        let _ = task.await;
+    }
     let _ = client.try_disconnect();
     drain(&mut events).await;
 }

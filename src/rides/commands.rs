@@ -1,7 +1,10 @@
 //! Commands for scooters: `unlock` when a ride starts, `lock` when it ends, `speed_limit`
 //! when a riding scooter enters or leaves a slow zone. Scooters fetch their pending
 //! commands with `GET /v1/device/commands` and acknowledge each one; an `unlock` that is
-//! not acknowledged in time cancels its ride, unbilled.
+//! not acknowledged in time cancels its ride, unbilled. When an MQTT broker is configured,
+//! every new command is also published to `scootfleet/scooters/{scooter_id}/commands`
+//! (QoS 1, the same JSON as the polling answer); a command stays pending until the scooter
+//! acknowledges it over HTTP, so a lost message is still found by polling.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -199,4 +202,77 @@ pub async fn expire_on(conn: &mut Conn<'_>, command_id: &str) -> Result<bool, sq
         .await
         .map(|done| done.rows_affected() == 1)
     })
+}
+
+/// The MQTT topic a scooter's commands are published on.
+pub fn topic(scooter_id: &str) -> String {
+    format!("scootfleet/scooters/{scooter_id}/commands")
+}
+
+/// Claims up to `limit` pending commands nobody has published yet, marking them published
+/// at `now_ms`. A command is claimed by one server only, even when several run at once.
+pub async fn claim_unpublished(
+    db: &Db,
+    now_ms: i64,
+    limit: i64,
+) -> Result<Vec<(String, Command)>, Error> {
+    let rows: Vec<(String, String, String, String, String, i64)> = db_run!(db, |pool| {
+        sqlx::query_as(
+            "update device_commands set published_at_ms = $1 \
+             where published_at_ms is null and status = 'pending' and id in \
+               (select id from device_commands where published_at_ms is null and status = 'pending' \
+                order by created_at_ms limit $2) \
+             returning scooter_id, id, kind, payload, status, created_at_ms",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(scooter_id, id, kind, payload, status, created_at_ms)| {
+            let command = Command::from(CommandRow {
+                id,
+                kind,
+                payload,
+                status,
+                created_at_ms,
+            });
+            (scooter_id, command)
+        })
+        .collect())
+}
+
+/// Publishes the commands queued since the last call on `client`'s broker.
+pub async fn publish_pending(state: &crate::app::AppState, client: &rumqttc::AsyncClient) {
+    let now_ms = state.clock.now().timestamp_millis();
+    let claimed = match claim_unpublished(&state.db, now_ms, 500).await {
+        Ok(claimed) => claimed,
+        Err(err) => {
+            tracing::error!(error = ?err, "claiming commands to publish");
+            return;
+        }
+    };
+    for (scooter_id, command) in claimed {
+        let payload = match serde_json::to_vec(&command) {
+            Ok(payload) => payload,
+            Err(err) => {
+                tracing::error!(error = %err, "encoding a command");
+                continue;
+            }
+        };
+        if let Err(err) = client
+            .publish(
+                topic(&scooter_id),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+        {
+            // The command stays pending: the scooter still finds it by polling.
+            tracing::warn!(error = %err, %scooter_id, "publishing a command over MQTT");
+        }
+    }
 }
