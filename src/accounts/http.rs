@@ -60,6 +60,21 @@ pub struct LoginResponse {
 
 const MAX_DISPLAY_NAME_CHARS: usize = 80;
 
+/// The normalised email, once it and the password pass the rules for a new account.
+fn checked_credentials(email: &str, password: &str) -> Result<String, Error> {
+    let email = normalize_email(email);
+    if !is_valid_email(&email) {
+        return Err(Error::unprocessable(
+            "invalid_email",
+            "This does not look like an email address; please check it.",
+        ));
+    }
+    if let Some(reason) = password_weakness(password, &email) {
+        return Err(Error::unprocessable("weak_password", reason));
+    }
+    Ok(email)
+}
+
 /// Creates a rider account and signs it in.
 #[utoipa::path(
     post, path = "/v1/auth/signup", tag = "accounts",
@@ -76,16 +91,7 @@ pub async fn signup(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, ApiJson<SignupResponse>), Error> {
-    let email = normalize_email(&body.email);
-    if !is_valid_email(&email) {
-        return Err(Error::unprocessable(
-            "invalid_email",
-            "This does not look like an email address; please check it.",
-        ));
-    }
-    if let Some(reason) = password_weakness(&body.password, &email) {
-        return Err(Error::unprocessable("weak_password", reason));
-    }
+    let email = checked_credentials(&body.email, &body.password)?;
     let display_name = body
         .display_name
         .as_deref()
@@ -248,16 +254,7 @@ pub async fn create_crew(
             "name is required, at most {MAX_DISPLAY_NAME_CHARS} characters."
         )));
     }
-    let email = normalize_email(&body.email);
-    if !is_valid_email(&email) {
-        return Err(Error::unprocessable(
-            "invalid_email",
-            "This does not look like an email address; please check it.",
-        ));
-    }
-    if let Some(reason) = password_weakness(&body.password, &email) {
-        return Err(Error::unprocessable("weak_password", reason));
-    }
+    let email = checked_credentials(&body.email, &body.password)?;
     let password_hash = hash_password(body.password).await?;
     let id = crate::ids::new_id("crew");
     let created = store::insert_account(
