@@ -333,3 +333,4 @@ impl TestServer {
 /// Helpers for wallet, packs, top-ups and idempotency keys.
 pub mod billing;
 pub mod fleet;
+pub mod rides;
