@@ -4,7 +4,7 @@
 
 mod common;
 
-on_both_backends!(
+rides_on_both_backends!(
     unlock_refusals_come_in_the_contract_order,
     unlock_answers_with_the_ride,
     many_riders_racing_for_one_scooter_get_one_ride,
@@ -19,14 +19,14 @@ on_both_backends!(
     ride_history_is_newest_first,
     leaving_the_service_area_warns_the_rider,
     slow_zones_limit_the_speed,
-);
-
-rides_on_both_backends!(
     reservations_hold_a_scooter_for_one_rider,
     reservations_expire_and_can_be_cancelled,
     unlock_commands_must_be_confirmed,
     scooters_end_rides_when_locked,
     closing_time_puts_idle_scooters_to_sleep,
+    ends_racing_bill_once,
+    riders_racing_to_reserve_get_one_hold,
+    a_ride_ended_before_its_unlock_was_confirmed_stays_ended,
 );
 
 mod scenarios {
@@ -65,7 +65,7 @@ mod scenarios {
             .await
             .expect_problem(404, "scooter_not_found");
         // 2. One ride at a time.
-        start_ride(s, &ana.token, &s1.id).await;
+        ride_on(s, &ana.token, &s1).await;
         unlock(s, &ana.token, &s2.id)
             .await
             .expect_problem(409, "rider_has_active_ride");
@@ -884,5 +884,90 @@ mod scenarios {
         ids.sort();
         assert_eq!(ids, ["CS-1", "CS-2"]);
         start_ride(s, &ana.token, "CS-1").await;
+    }
+
+    pub async fn ends_racing_bill_once(s: &TestServer) {
+        let op = s.operator_token().await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ana = rider_without_trial(s, &op, "ana@example.com", "SPARE-1", "10.00").await;
+        let id = ride_on(s, &ana.token, &s1).await;
+        s.clock.advance(Duration::minutes(5));
+        let by_app = join_all((0..6).map(|_| end(s, &ana.token, &id)));
+        let by_scooter =
+            join_all((0..2).map(|_| s.post("/v1/device/lock", Some(&s1.device), json!({}))));
+        let (by_app, by_scooter) = futures_util::future::join(by_app, by_scooter).await;
+        let answers: Vec<_> = by_app.iter().chain(by_scooter.iter()).collect();
+        let ended = answers.iter().filter(|a| a.status.as_u16() == 200).count();
+        assert_eq!(ended, 1, "one end wins");
+        for answer in answers.iter().filter(|a| a.status.as_u16() != 200) {
+            answer.expect_problem(409, "ride_not_active");
+        }
+        assert_eq!(s.wallet(&ana.token).await["balance"], "8.60");
+        assert_eq!(fleet_entry(s, &op, "CS-1").await["state"], "available");
+        let locks = commands(s, &s1).await;
+        assert_eq!(
+            locks.iter().filter(|c| c["kind"] == "lock").count(),
+            1,
+            "{locks:?}"
+        );
+    }
+
+    pub async fn riders_racing_to_reserve_get_one_hold(s: &TestServer) {
+        let op = s.operator_token().await;
+        scooter(s, &op, "CS-1").await;
+        let mut riders = Vec::new();
+        for i in 0..10 {
+            riders.push(rider(s, &format!("racer{i}@example.com")).await);
+        }
+        let reserving = join_all(riders.iter().take(5).map(|r| {
+            s.post(
+                "/v1/reservations",
+                Some(&r.token),
+                json!({"scooter_id": "CS-1"}),
+            )
+        }));
+        let unlocking = join_all(riders.iter().skip(5).map(|r| unlock(s, &r.token, "CS-1")));
+        let (reserving, unlocking) = futures_util::future::join(reserving, unlocking).await;
+        let won: Vec<_> = reserving
+            .iter()
+            .chain(unlocking.iter())
+            .filter(|a| a.status.is_success())
+            .collect();
+        assert_eq!(won.len(), 1, "one rider holds the scooter");
+        for answer in reserving.iter().chain(unlocking.iter()) {
+            if !answer.status.is_success() {
+                answer.expect_problem(409, "scooter_unavailable");
+            }
+        }
+        let state = fleet_entry(s, &op, "CS-1").await["state"].clone();
+        assert!(state == "reserved" || state == "on_trip", "{state}");
+    }
+
+    pub async fn a_ride_ended_before_its_unlock_was_confirmed_stays_ended(s: &TestServer) {
+        let op = s.operator_token().await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ana = rider(s, "ana@example.com").await;
+        let id = start_ride(s, &ana.token, &s1.id).await;
+        let unlock_cmd = command(s, &s1, "unlock").await.unwrap();
+        s.clock.advance(Duration::seconds(20));
+        end(s, &ana.token, &id).await.expect(200);
+        s.clock.advance(Duration::seconds(20));
+        let late = unlock_cmd["command_id"].as_str().unwrap().to_owned();
+        eventually("the unlock command expires", || async {
+            command(s, &s1, "unlock").await.is_none()
+        })
+        .await;
+        s.post(
+            &format!("/v1/device/commands/{late}/ack"),
+            Some(&s1.device),
+            json!({}),
+        )
+        .await
+        .expect_problem(409, "command_expired");
+        let view = ride(s, &ana.token, &id).await;
+        assert_eq!(view["status"], "ended");
+        assert_eq!(view["billed_minutes"], 1);
+        assert!(view.get("cancel_reason").is_none());
+        assert_eq!(fleet_entry(s, &op, "CS-1").await["state"], "available");
     }
 }

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::fleet::{point, register, send, PARIS};
 use super::{Answer, TestServer};
 
-/// Like `on_both_backends!`, on a server whose ride workers sweep every 50 ms.
+/// Like `on_both_backends!`, on a server whose ride workers sweep every 50 ms, and where
+/// scooters never go silent: scenarios jump the clock by hours without telemetry.
 #[macro_export]
 macro_rules! rides_on_both_backends {
     ($($name:ident),+ $(,)?) => {
@@ -19,6 +20,7 @@ macro_rules! rides_on_both_backends {
                     eprintln!("{} on {:?}", stringify!($name), backend);
                     let server = $crate::common::TestServer::start_with(backend, |c| {
                         c.rides_sweep_interval_ms = 50;
+                        c.silence_timeout_secs = 30 * 86_400;
                     })
                     .await;
                     $crate::scenarios::$name(&server).await;
