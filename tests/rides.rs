@@ -27,6 +27,8 @@ rides_on_both_backends!(
     ends_racing_bill_once,
     riders_racing_to_reserve_get_one_hold,
     a_ride_ended_before_its_unlock_was_confirmed_stays_ended,
+    commands_come_in_the_order_they_were_given,
+    a_ride_ending_in_a_slow_zone_lifts_the_limit,
 );
 
 mod scenarios {
@@ -969,5 +971,55 @@ mod scenarios {
         assert_eq!(view["billed_minutes"], 1);
         assert!(view.get("cancel_reason").is_none());
         assert_eq!(fleet_entry(s, &op, "CS-1").await["state"], "available");
+    }
+
+    pub async fn commands_come_in_the_order_they_were_given(s: &TestServer) {
+        let op = s.operator_token().await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ana = rider(s, "ana@example.com").await;
+        s.top_up(&ana.token, "20.00").await;
+        // Short rides on a scooter that is offline: everything queues up, in order.
+        for _ in 0..4 {
+            let id = start_ride(s, &ana.token, &s1.id).await;
+            end(s, &ana.token, &id).await.expect(200);
+        }
+        let kinds: Vec<_> = commands(s, &s1)
+            .await
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["unlock", "lock", "unlock", "lock", "unlock", "lock", "unlock", "lock"]
+        );
+    }
+
+    pub async fn a_ride_ending_in_a_slow_zone_lifts_the_limit(s: &TestServer) {
+        let op = s.operator_token().await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ana = rider(s, "ana@example.com").await;
+        let id = ride_on(s, &ana.token, &s1).await;
+        move_scooter(s, &s1, CHAMPS_ELYSEES).await;
+        eventually("the ride is limited", || async {
+            ride(s, &ana.token, &id).await["speed_limit_kmh"] == 10.0
+        })
+        .await;
+        let limit = command(s, &s1, "speed_limit").await.unwrap();
+        let limit_id = limit["command_id"].as_str().unwrap();
+        s.post(
+            &format!("/v1/device/commands/{limit_id}/ack"),
+            Some(&s1.device),
+            json!({}),
+        )
+        .await
+        .expect(200);
+        end(s, &ana.token, &id).await.expect(200);
+        let pending = commands(s, &s1).await;
+        let kinds: Vec<_> = pending
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["speed_limit", "lock"], "{pending:?}");
+        assert!(pending[0]["payload"]["max_speed_kmh"].is_null());
     }
 }

@@ -268,6 +268,18 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
             now_ms,
         )
         .await?;
+        if ride.speed_limit_kmh.is_some() {
+            // The next rider may ride where no limit applies.
+            commands::queue_on(
+                &mut conn,
+                &ride.scooter_id,
+                Some(&ride.id),
+                CommandKind::SpeedLimit,
+                &json!({ "max_speed_kmh": null }),
+                now_ms,
+            )
+            .await?;
+        }
         commands::queue_on(
             &mut conn,
             &ride.scooter_id,
