@@ -29,6 +29,8 @@ rides_on_both_backends!(
     a_ride_ended_before_its_unlock_was_confirmed_stays_ended,
     commands_come_in_the_order_they_were_given,
     a_ride_ending_in_a_slow_zone_lifts_the_limit,
+    riding_another_scooter_releases_the_reservation,
+    riders_racing_through_two_servers_get_one_ride,
 );
 
 mod scenarios {
@@ -1021,5 +1023,77 @@ mod scenarios {
             .collect();
         assert_eq!(kinds, ["speed_limit", "lock"], "{pending:?}");
         assert!(pending[0]["payload"]["max_speed_kmh"].is_null());
+    }
+
+    pub async fn riding_another_scooter_releases_the_reservation(s: &TestServer) {
+        let op = s.operator_token().await;
+        scooter(s, &op, "CS-1").await;
+        scooter(s, &op, "CS-2").await;
+        let ana = rider(s, "ana@example.com").await;
+        let ben = rider(s, "ben@example.com").await;
+        let answer = s
+            .post(
+                "/v1/reservations",
+                Some(&ana.token),
+                json!({"scooter_id": "CS-1"}),
+            )
+            .await;
+        let reservation = answer.expect(201)["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        start_ride(s, &ana.token, "CS-2").await;
+        let answer = s
+            .get(&format!("/v1/reservations/{reservation}"), Some(&ana.token))
+            .await;
+        assert_eq!(answer.expect(200)["status"], "cancelled");
+        assert_eq!(fleet_entry(s, &op, "CS-1").await["state"], "available");
+        start_ride(s, &ben.token, "CS-1").await;
+    }
+
+    pub async fn riders_racing_through_two_servers_get_one_ride(s: &TestServer) {
+        let op = s.operator_token().await;
+        for i in 0..3 {
+            scooter(s, &op, &format!("CS-{i}")).await;
+        }
+        let mut riders = Vec::new();
+        for i in 0..20 {
+            riders.push(rider(s, &format!("racer{i}@example.com")).await);
+        }
+        let other = another_server(s).await;
+        for round in 0..3 {
+            let id = format!("CS-{round}");
+            let racing = riders.iter().enumerate().map(|(i, r)| {
+                let server = if i % 2 == 0 { s } else { &other };
+                unlock(server, &r.token, &id)
+            });
+            let answers = join_all(racing).await;
+            let won = answers.iter().filter(|a| a.status.as_u16() == 201).count();
+            assert_eq!(won, 1, "one ride for {id} across both servers");
+            for answer in answers.iter().filter(|a| a.status.as_u16() != 201) {
+                let code = answer.code().to_owned();
+                assert!(
+                    code == "scooter_unavailable" || code == "rider_has_active_ride",
+                    "{}",
+                    answer.text
+                );
+            }
+            // Whichever server a latecomer asks, the database says the scooter is taken.
+            let late = rider(s, &format!("late{round}@example.com")).await;
+            for server in [s, &other] {
+                unlock(server, &late.token, &id)
+                    .await
+                    .expect_problem(409, "scooter_unavailable");
+            }
+        }
+        let mut rides = 0;
+        for r in &riders {
+            let mine = s.get("/v1/me/rides", Some(&r.token)).await;
+            let mine = mine.expect(200)["rides"].as_array().unwrap().len();
+            assert!(mine <= 1, "one ride at a time per rider");
+            rides += mine;
+        }
+        assert_eq!(rides, 3);
+        other.stop().await;
     }
 }

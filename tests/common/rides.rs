@@ -6,7 +6,7 @@ use scootfleet::clock::Clock;
 use serde_json::{json, Value};
 
 use super::fleet::{point, register, send, PARIS};
-use super::{Answer, TestServer};
+use super::{Answer, TestDatabase, TestServer, OPERATOR_EMAIL, OPERATOR_PASSWORD};
 
 /// Like `on_both_backends!`, on a server whose ride workers sweep every 50 ms, and where
 /// scooters never go silent: scenarios jump the clock by hours without telemetry.
@@ -29,6 +29,23 @@ macro_rules! rides_on_both_backends {
             }
         )+
     };
+}
+
+/// A second server process on the same database as `s` (its own live view, workers and
+/// clock), as when several servers share one PostgreSQL. Stopping it leaves the database.
+pub async fn another_server(s: &TestServer) -> TestServer {
+    let database = TestDatabase {
+        url: s.database.url.clone(),
+        _dir: None,
+        postgres_name: None,
+    };
+    let mut config = scootfleet::config::Config::for_database(&database.url);
+    config.db_max_connections = 8;
+    config.operator_email = Some(OPERATOR_EMAIL.into());
+    config.operator_password = Some(scootfleet::config::Secret::new(OPERATOR_PASSWORD));
+    config.rides_sweep_interval_ms = 50;
+    config.silence_timeout_secs = 30 * 86_400;
+    TestServer::start_on(s.backend, database, config).await
 }
 
 /// Outside the service area: La Défense.
