@@ -31,6 +31,7 @@ rides_on_both_backends!(
     a_ride_ending_in_a_slow_zone_lifts_the_limit,
     riding_another_scooter_releases_the_reservation,
     riders_racing_through_two_servers_get_one_ride,
+    uploaded_zones_decide_unlocks_and_parking,
 );
 
 mod scenarios {
@@ -1095,5 +1096,45 @@ mod scenarios {
         }
         assert_eq!(rides, 3);
         other.stop().await;
+    }
+
+    pub async fn uploaded_zones_decide_unlocks_and_parking(s: &TestServer) {
+        let op = s.operator_token().await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ana = rider(s, "ana@example.com").await;
+        // A square town whose northern border runs along latitude 48.88.
+        let town = json!({
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "properties": {"kind": "service_area", "name": "Town"},
+                 "geometry": {"type": "Polygon", "coordinates": [
+                    [[2.30, 48.84], [2.40, 48.84], [2.40, 48.88], [2.30, 48.88], [2.30, 48.84]]
+                 ]}},
+                {"type": "Feature", "properties": {"kind": "no_parking", "name": "Square"},
+                 "geometry": {"type": "Polygon", "coordinates": [
+                    [[2.31, 48.85], [2.32, 48.85], [2.32, 48.86], [2.31, 48.86], [2.31, 48.85]]
+                 ]}}
+            ]
+        });
+        s.put("/v1/ops/zones", Some(&op), town).await.expect(200);
+        // The Eiffel Tower lies west of the town.
+        scooter_at(s, &op, "OUT-1", EIFFEL_ESPLANADE, 40.0).await;
+        unlock(s, &ana.token, "OUT-1")
+            .await
+            .expect_problem(422, "scooter_outside_zone");
+
+        let id = ride_on(s, &ana.token, &s1).await;
+        move_scooter(s, &s1, (48.855, 2.315)).await;
+        end(s, &ana.token, &id)
+            .await
+            .expect_problem(422, "parking_not_allowed");
+        // 40 m beyond the border is too far; 10 m is within the GPS tolerance (15 m).
+        move_scooter(s, &s1, (48.88036, 2.35)).await;
+        end(s, &ana.token, &id)
+            .await
+            .expect_problem(422, "parking_not_allowed");
+        move_scooter(s, &s1, (48.88009, 2.35)).await;
+        let answer = end(s, &ana.token, &id).await;
+        assert_eq!(answer.expect(200)["status"], "ended");
     }
 }
