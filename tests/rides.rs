@@ -34,6 +34,20 @@ rides_on_both_backends!(
     uploaded_zones_decide_unlocks_and_parking,
 );
 
+/// A scooter that went silent is offline: not rentable until it is heard from again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_scooters_cannot_be_unlocked() {
+    for backend in common::backends() {
+        let s = common::TestServer::start_with(backend, |c| {
+            c.silence_timeout_secs = 60;
+            c.fleet_sweep_interval_ms = 50;
+        })
+        .await;
+        scenarios::silent_scooters_cannot_be_unlocked(&s).await;
+        s.stop().await;
+    }
+}
+
 mod scenarios {
     use chrono::Duration;
     use futures_util::future::join_all;
@@ -1136,5 +1150,28 @@ mod scenarios {
         move_scooter(s, &s1, (48.88009, 2.35)).await;
         let answer = end(s, &ana.token, &id).await;
         assert_eq!(answer.expect(200)["status"], "ended");
+    }
+
+    pub async fn silent_scooters_cannot_be_unlocked(s: &TestServer) {
+        let op = s.operator_token().await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ana = rider(s, "ana@example.com").await;
+        s.clock.advance(Duration::minutes(2));
+        eventually("CS-1 goes silent", || async {
+            fleet_entry(s, &op, "CS-1").await["state"] == "non_contactable"
+        })
+        .await;
+        unlock(s, &ana.token, "CS-1")
+            .await
+            .expect_problem(409, "scooter_unavailable");
+        s.get("/v1/device/commands", Some(&ana.token))
+            .await
+            .expect(401);
+        move_scooter(s, &s1, PARIS).await;
+        eventually("CS-1 is back", || async {
+            fleet_entry(s, &op, "CS-1").await["state"] == "available"
+        })
+        .await;
+        ride_on(s, &ana.token, &s1).await;
     }
 }
