@@ -67,6 +67,11 @@ impl From<CommandRow> for Command {
 }
 
 /// Queues a command inside the caller's transaction; returns its id.
+///
+/// A scooter carries its commands out in the order they were given, and `pending` lists
+/// them by `created_at_ms`: a command queued in the same millisecond as an earlier one
+/// still pending for the same scooter (an unlock and its lock, on a 0 s ride) is stamped a
+/// millisecond after it, so that the order holds.
 pub async fn queue_on(
     conn: &mut Conn<'_>,
     scooter_id: &str,
@@ -80,7 +85,9 @@ pub async fn queue_on(
     conn_run!(conn, |c| {
         sqlx::query(
             "insert into device_commands (id, scooter_id, ride_id, kind, payload, status, created_at_ms) \
-             values ($1, $2, $3, $4, $5, 'pending', $6)",
+             select $1, $2, $3, $4, $5, 'pending', \
+                 case when max(created_at_ms) >= $6 then max(created_at_ms) + 1 else $6 end \
+             from device_commands where scooter_id = $2 and status = 'pending'",
         )
         .bind(&id)
         .bind(scooter_id)

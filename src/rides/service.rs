@@ -111,7 +111,11 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         .as_ref()
         .filter(|r| r.rider_id == rider_id)
         .map(|r| r.id.clone());
-    let version = db_run!(&state.db, |pool| {
+    // A hold on another scooter ends when the rider rides off on this one.
+    let elsewhere = reservations::active_for_rider(&state.db, rider_id)
+        .await?
+        .filter(|r| r.scooter_id != scooter_id);
+    let (version, freed) = db_run!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
         let mut conn = Conn::from(&mut *tx);
         if let Err(err) = store::insert_ride_on(&mut conn, &new).await {
@@ -124,6 +128,21 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         }
         if let Some(reservation_id) = &mine {
             reservations::close_on(&mut conn, reservation_id, "converted", now_ms).await?;
+        }
+        let mut freed = None;
+        if let Some(other) = &elsewhere {
+            if reservations::close_on(&mut conn, &other.id, "cancelled", now_ms).await? {
+                freed = fleet::store::change_state_on(
+                    &mut conn,
+                    &other.scooter_id,
+                    ScooterState::Reserved,
+                    ScooterState::Available,
+                    Event::ReservationCancel,
+                    now_ms,
+                )
+                .await?
+                .map(|version| (other.scooter_id.clone(), version));
+            }
         }
         let changed = fleet::store::change_state_on(
             &mut conn,
@@ -148,11 +167,16 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         )
         .await?;
         tx.commit().await?;
-        version
+        (version, freed)
     });
     state
         .fleet
         .committed_state(scooter_id, ScooterState::OnTrip, version);
+    if let Some((other, version)) = freed {
+        state
+            .fleet
+            .committed_state(&other, ScooterState::Available, version);
+    }
     store::ride(&state.db, &ride_id)
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("ride {ride_id} vanished after commit")))
@@ -268,6 +292,18 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
             now_ms,
         )
         .await?;
+        if ride.speed_limit_kmh.is_some() {
+            // The next rider may ride where no limit applies.
+            commands::queue_on(
+                &mut conn,
+                &ride.scooter_id,
+                Some(&ride.id),
+                CommandKind::SpeedLimit,
+                &json!({ "max_speed_kmh": null }),
+                now_ms,
+            )
+            .await?;
+        }
         commands::queue_on(
             &mut conn,
             &ride.scooter_id,

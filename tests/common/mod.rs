@@ -337,3 +337,4 @@ impl TestServer {
 pub mod billing;
 pub mod dispatch;
 pub mod fleet;
+pub mod rides;
