@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::commands::{self, Ack, Command};
 use super::reservations::{self, ReservationRow};
 use super::store::{self, RideRow};
-use super::{service, views};
+use super::{holds, service, views};
 use crate::app::AppState;
 use crate::auth::Rider;
 use crate::error::{ApiJson, ApiPath, ApiQuery, Error, ProblemDocument};
@@ -240,7 +240,7 @@ pub async fn reserve(
 ) -> Response {
     let fingerprint = idempotency::fingerprint("POST", "/v1/reservations", &body);
     idempotency::once(&state, &rider.id, &key, fingerprint, || async {
-        let row = service::reserve(&state, &rider.id, &body.scooter_id).await?;
+        let row = holds::reserve(&state, &rider.id, &body.scooter_id).await?;
         Ok((
             StatusCode::CREATED,
             ApiJson(ReservationView::from_row(&row)),
@@ -293,7 +293,7 @@ pub async fn cancel_reservation(
     rider: Rider,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<ReservationView>, Error> {
-    let row = service::cancel_reservation(&state, &rider.id, &id).await?;
+    let row = holds::cancel_reservation(&state, &rider.id, &id).await?;
     Ok(ApiJson(ReservationView::from_row(&row)))
 }
 

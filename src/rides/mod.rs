@@ -5,6 +5,7 @@
 //! open ride per rider and per scooter).
 
 pub mod commands;
+pub mod holds;
 pub mod http;
 pub mod reservations;
 pub mod service;

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::commands::{self, CommandKind};
-use super::{reservations, service, store};
+use super::{holds, reservations, service, store};
 use crate::app::AppState;
 use crate::fleet::{ChangeKind, Event, FleetChange, Reason, ScooterState};
 
@@ -52,7 +52,7 @@ async fn cancel_unconfirmed_unlocks(state: &AppState) -> Result<(), crate::error
 async fn expire_reservations(state: &AppState) -> Result<(), crate::error::Error> {
     let now_ms = state.clock.now().timestamp_millis();
     for reservation in reservations::due(&state.db, now_ms).await? {
-        service::release(state, &reservation, "expired").await?;
+        holds::release(state, &reservation, "expired").await?;
     }
     Ok(())
 }
