@@ -19,7 +19,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
-use crate::{accounts, billing, console, error, fleet, ops, telemetry, zones};
+use crate::{accounts, billing, console, error, feeds, fleet, ops, telemetry, zones};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -39,6 +39,11 @@ pub struct AppState {
     pub tariff: Arc<billing::Tariff>,
     /// Where top-up money comes from.
     pub payments: Arc<dyn billing::payments::PaymentProvider>,
+    /// The public GBFS vehicle ids, rotated after each rental.
+    pub public_ids: Arc<feeds::PublicIds>,
+    /// Turns true when the server starts stopping: long-lived answers (the live stream)
+    /// end then, so a graceful shutdown does not wait on them.
+    pub stopping: Arc<watch::Sender<bool>>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -98,6 +103,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         hours: Arc::new(hours),
         tariff: Arc::new(tariff),
         payments: Arc::new(billing::payments::TestPaymentProvider),
+        public_ids: Arc::new(feeds::PublicIds::default()),
+        stopping: Arc::new(watch::Sender::new(false)),
     })
 }
 
@@ -144,6 +151,8 @@ pub fn router(state: AppState) -> Router {
         .merge(fleet::http::router())
         .merge(zones::http::router())
         .merge(billing::http::router())
+        .merge(feeds::http::router())
+        .merge(feeds::live::router())
         .split_for_parts();
     let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
@@ -167,6 +176,11 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         state.clone(),
         shutdown.clone(),
     )));
+    workers.push(feeds::public_ids::spawn_rotation(
+        state.public_ids.clone(),
+        state.fleet.subscribe(),
+        shutdown.clone(),
+    ));
     workers.push(crate::idempotency::spawn_purger(state.clone(), shutdown));
     workers
 }
@@ -186,7 +200,14 @@ pub async fn serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown({
+        let stopping = state.stopping.clone();
+        async move {
+            shutdown.await;
+            // Open streams end now, or the graceful shutdown would wait for them forever.
+            stopping.send_replace(true);
+        }
+    })
     .await;
     let _ = stop_workers.send(true);
     for worker in workers {

@@ -123,6 +123,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub database: TestDatabase,
+    /// The server's state, for what no endpoint does yet (e.g. a trip before rides exist).
+    pub state: scootfleet::app::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -205,7 +207,7 @@ impl TestServer {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(scootfleet::app::serve(listener, state, async {
+        let task = tokio::spawn(scootfleet::app::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         TestServer {
@@ -214,6 +216,7 @@ impl TestServer {
             clock,
             http: reqwest::Client::new(),
             database,
+            state,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -330,6 +333,8 @@ impl TestServer {
     }
 }
 
-pub mod fleet;
 /// Helpers for wallet, packs, top-ups and idempotency keys.
 pub mod billing;
+pub mod fleet;
+/// GBFS helpers: validating documents against the official v3.0 schemas.
+pub mod gbfs;
