@@ -62,6 +62,10 @@ let tasks = [];
 let map;
 let config;
 let renderPending = false;
+let lastRender = 0;
+// With 100,000 scooters one setData costs tens of milliseconds: redraw at most this often,
+// however many changes arrive meanwhile (the issue asks for changes within 2 s).
+const RENDER_EVERY_MS = 500;
 
 function scooterFeature(s) {
   return {
@@ -75,28 +79,32 @@ function scooterFeature(s) {
 function render() {
   if (renderPending || !map) return;
   renderPending = true;
-  requestAnimationFrame(() => {
-    renderPending = false;
-    map.getSource('scooters').setData({ type: 'FeatureCollection', features: [...scooters.values()] });
-    map.getSource('crews').setData({
-      type: 'FeatureCollection',
-      features: [...crews.values()]
-        .filter((c) => c.lat != null && c.lon != null)
-        .map((c) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [c.lon, c.lat] }, properties: c })),
-    });
-    map.getSource('tasks').setData({
-      type: 'FeatureCollection',
-      features: tasks
-        .filter((t) => t.crew_id && crews.get(t.crew_id)?.lat != null)
-        .map((t) => {
-          const crew = crews.get(t.crew_id);
-          return {
-            type: 'Feature',
-            geometry: { type: 'LineString', coordinates: [[crew.lon, crew.lat], [t.lon, t.lat]] },
-            properties: t,
-          };
-        }),
-    });
+  const wait = Math.max(0, lastRender + RENDER_EVERY_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(draw), wait);
+}
+
+function draw() {
+  renderPending = false;
+  lastRender = performance.now();
+  map.getSource('scooters').setData({ type: 'FeatureCollection', features: [...scooters.values()] });
+  map.getSource('crews').setData({
+    type: 'FeatureCollection',
+    features: [...crews.values()]
+      .filter((c) => c.lat != null && c.lon != null)
+      .map((c) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [c.lon, c.lat] }, properties: c })),
+  });
+  map.getSource('tasks').setData({
+    type: 'FeatureCollection',
+    features: tasks
+      .filter((t) => t.crew_id && crews.get(t.crew_id)?.lat != null)
+      .map((t) => {
+        const crew = crews.get(t.crew_id);
+        return {
+          type: 'Feature',
+          geometry: { type: 'LineString', coordinates: [[crew.lon, crew.lat], [t.lon, t.lat]] },
+          properties: t,
+        };
+      }),
   });
 }
 
@@ -136,6 +144,7 @@ async function loadTasksAndCrews() {
 
 function onLiveEvent(event) {
   if (event.type === 'scooter') applyScooter(event.scooter);
+  else if (event.type === 'resync') loadFleet();
   else if (event.type === 'task' || event.type === 'crew') loadTasksAndCrews();
   else if (event.type === 'zones') loadZones();
 }
@@ -171,7 +180,8 @@ async function loadNumbers() {
     const kpis = await get('/v1/ops/kpis');
     describe($('#numbers'), Object.entries(kpis).map(([k, v]) => [k.replaceAll('_', ' '), typeof v === 'object' ? JSON.stringify(v) : v]));
   } catch (error) {
-    describe($('#numbers'), [['numbers', error.message]]);
+    const message = error.status === 404 ? 'Not available on this server yet.' : error.message;
+    describe($('#numbers'), [['numbers', message]]);
   }
 }
 
@@ -201,8 +211,13 @@ async function loadPrices() {
     showError('tariff', error);
   }
   try {
-    const tariff = await get('/v1/ops/tariff');
-    $('#tariff-form').price_per_minute.value = tariff.price_per_minute;
+    // The public pricing feed states the per-minute rate in force.
+    const feed = await get('/gbfs/v3/system_pricing_plans.json');
+    const plan = feed.data.plans[0];
+    describe($('#tariff'), [
+      ['per minute', `${plan.per_min_pricing[0].rate.toFixed(2)} ${plan.currency}`],
+      ['unlock fee', `${Number(plan.price).toFixed(2)} ${plan.currency}`],
+    ]);
   } catch (error) {
     showError('tariff', error);
   }
@@ -230,11 +245,6 @@ function wirePanels() {
     submitting('hours', form, () =>
       put('/v1/ops/hours', { timezone: form.timezone.value, open: form.open.value, close: form.close.value }),
     );
-  });
-  $('#tariff-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const form = event.currentTarget;
-    submitting('tariff', form, () => put('/v1/ops/tariff', { price_per_minute: form.price_per_minute.value }));
   });
   map.on('click', 'scooters', (event) => {
     const s = event.features[0].properties;
