@@ -220,3 +220,58 @@ async fn gbfs_urls_default_to_the_bind_address() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_zones_become_geofencing_rules() {
+    for backend in backends() {
+        eprintln!("on {backend:?}");
+        let s = start(backend).await;
+        let operator = s.operator_token().await;
+        // A service area with a hole, a no-parking square and a nameless slow zone.
+        let zones = serde_json::json!({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"kind": "service_area", "name": "Town"},
+             "geometry": {"type": "Polygon", "coordinates": [
+                [[2.30, 48.80], [2.40, 48.80], [2.40, 48.90], [2.30, 48.90], [2.30, 48.80]],
+                [[2.34, 48.84], [2.34, 48.85], [2.35, 48.85], [2.35, 48.84], [2.34, 48.84]]]}},
+            {"type": "Feature", "properties": {"kind": "no_parking", "name": "Square"},
+             "geometry": {"type": "Polygon", "coordinates": [
+                [[2.31, 48.81], [2.32, 48.81], [2.32, 48.82], [2.31, 48.82], [2.31, 48.81]]]}},
+            {"type": "Feature", "properties": {"kind": "slow", "max_speed_kmh": 12},
+             "geometry": {"type": "MultiPolygon", "coordinates": [
+                [[[2.36, 48.86], [2.37, 48.86], [2.37, 48.87], [2.36, 48.87], [2.36, 48.86]]]]}}
+        ]});
+        s.clock.advance(chrono::Duration::minutes(5));
+        s.put("/v1/ops/zones", Some(&operator), zones)
+            .await
+            .expect(200);
+
+        let doc = fetch(&s, &format!("{PUBLIC_URL}gbfs/v3/geofencing_zones.json")).await;
+        assert_valid("geofencing_zones", &doc);
+        assert_eq!(
+            doc["last_updated"],
+            scootfleet::clock::rfc3339(s.clock.now()),
+            "last_updated is when the zones were uploaded"
+        );
+        let features = doc["data"]["geofencing_zones"]["features"]
+            .as_array()
+            .unwrap();
+        assert_eq!(features.len(), 3);
+        let rules: Vec<&Value> = features
+            .iter()
+            .map(|f| &f["properties"]["rules"][0])
+            .collect();
+        // Most specific first: no parking, then slow, then the service area.
+        assert_eq!(rules[0]["ride_end_allowed"], false);
+        assert_eq!(rules[1]["maximum_speed_kph"], 12);
+        assert_eq!(rules[2]["ride_start_allowed"], true);
+        assert_eq!(
+            features[2]["geometry"]["coordinates"][0]
+                .as_array()
+                .unwrap()
+                .len(),
+            2,
+            "the hole is kept"
+        );
+        s.stop().await;
+    }
+}

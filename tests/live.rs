@@ -111,6 +111,29 @@ async fn fleet_changes_arrive_as_events() {
             .await;
         assert_eq!(changed["scooter"]["state_reason"], "maintenance");
 
+        // A new zone set in force is announced, so consoles redraw the zones.
+        let zones = serde_json::json!({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"kind": "service_area", "name": "Town"},
+             "geometry": {"type": "Polygon", "coordinates": [
+                [[2.30, 48.80], [2.40, 48.80], [2.40, 48.90], [2.30, 48.90], [2.30, 48.80]]]}}
+        ]});
+        let version = s
+            .put("/v1/ops/zones", Some(&operator), zones)
+            .await
+            .expect(200)["version"]
+            .clone();
+        let announced = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(event) = stream.next_event().await {
+                if event["type"] == "zones" {
+                    return event;
+                }
+            }
+            panic!("the stream ended first");
+        })
+        .await
+        .expect("zones announced within 30 s");
+        assert_eq!(announced["version"], version);
+
         // Stopping the server ends the stream rather than waiting for it.
         tokio::time::timeout(Duration::from_secs(30), s.stop())
             .await
