@@ -38,6 +38,7 @@ async fn fetch(s: &TestServer, url: &str) -> Value {
         .expect("last_updated is RFC 3339");
     let modified = chrono::DateTime::parse_from_rfc2822(modified).expect("Last-Modified is a date");
     assert_eq!(modified.timestamp(), updated.timestamp(), "{path}");
+    assert_eq!(answer.headers["access-control-allow-origin"], "*", "{path}");
     assert_eq!(doc["version"], "3.0");
     doc
 }

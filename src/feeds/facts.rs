@@ -53,14 +53,20 @@ pub fn vehicles(state: &AppState, now: DateTime<Utc>) -> Vec<PublicVehicle> {
     let open = state.hours.is_open(now);
     let floor = state.fleet.rental_floor_km;
     let in_area = |lat, lon| zones.in_service_area(lat, lon);
-    let shown: Vec<Scooter> = {
+    // Copy the candidates out first: telemetry waits while the index is read, and the
+    // service-area test is the slow part.
+    let candidates: Vec<Scooter> = {
         let live = state.fleet.read();
         let (all, _) = live.page(None, usize::MAX);
         all.into_iter()
-            .filter(|s| is_public(s, floor, open, &in_area))
+            .filter(|s| is_public(s, floor, open, &|_, _| true))
             .cloned()
             .collect()
     };
+    let shown: Vec<Scooter> = candidates
+        .into_iter()
+        .filter(|s| is_public(s, floor, open, &in_area))
+        .collect();
     let ids = state
         .public_ids
         .ids_for(shown.iter().map(|s| &s.scooter_id));

@@ -1,7 +1,8 @@
 //! `/gbfs/v3/…`: the public GBFS v3.0 feeds, no token needed.
 //!
 //! Each answer carries `Cache-Control: public, max-age=<ttl>` matching the document's
-//! `ttl`, and `Last-Modified` matching its `last_updated`.
+//! `ttl`, `Last-Modified` matching its `last_updated`, and
+//! `Access-Control-Allow-Origin: *` so web trip planners can read the feeds from a browser.
 
 use axum::extract::State;
 use axum::http::header;
@@ -38,6 +39,7 @@ fn feed(feed: &str, last_updated: DateTime<Utc>, doc: Value) -> Response {
                 format!("public, max-age={}", gbfs::ttl(feed)),
             ),
             (header::LAST_MODIFIED, http_date(last_updated)),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
         ],
         axum::Json(doc),
     )
