@@ -263,6 +263,7 @@ async fn uploaded_zones_become_geofencing_rules() {
             .collect();
         // Most specific first: no parking, then slow, then the service area.
         assert_eq!(rules[0]["ride_end_allowed"], false);
+        assert_eq!(rules[0]["ride_start_allowed"], true);
         assert_eq!(rules[1]["maximum_speed_kph"], 12);
         assert_eq!(rules[2]["ride_start_allowed"], true);
         assert_eq!(
