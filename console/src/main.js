@@ -63,6 +63,9 @@ let map;
 let config;
 let renderPending = false;
 let lastRender = 0;
+// Scooters changed since the last draw, or `true` when the whole fleet must be redrawn.
+let changed = new Set();
+let redrawAll = true;
 // With 100,000 scooters one setData costs tens of milliseconds: redraw at most this often,
 // however many changes arrive meanwhile (the issue asks for changes within 2 s).
 const RENDER_EVERY_MS = 500;
@@ -86,7 +89,16 @@ function render() {
 function draw() {
   renderPending = false;
   lastRender = performance.now();
-  map.getSource('scooters').setData({ type: 'FeatureCollection', features: [...scooters.values()] });
+  const source = map.getSource('scooters');
+  // Past a few thousand changes a fresh copy is cheaper than a diff.
+  if (redrawAll || changed.size > 5000) {
+    source.setData({ type: 'FeatureCollection', features: [...scooters.values()] });
+  } else if (changed.size > 0) {
+    // Only what moved or changed crosses to the map's worker, not the whole fleet.
+    source.updateData({ add: [...changed].map((id) => scooters.get(id)).filter(Boolean) });
+  }
+  redrawAll = false;
+  changed = new Set();
   map.getSource('crews').setData({
     type: 'FeatureCollection',
     features: [...crews.values()]
@@ -110,6 +122,7 @@ function draw() {
 
 function applyScooter(s) {
   scooters.set(s.scooter_id, scooterFeature({ ...(scooters.get(s.scooter_id)?.properties || {}), ...s }));
+  changed.add(s.scooter_id);
   render();
 }
 
@@ -117,6 +130,7 @@ async function loadFleet() {
   const all = await getAllPages('/v1/ops/fleet?limit=5000', 'scooters');
   scooters.clear();
   for (const s of all) scooters.set(s.scooter_id, scooterFeature(s));
+  redrawAll = true;
   render();
 }
 
@@ -175,10 +189,20 @@ function describe(list, entries) {
   );
 }
 
+// `{rides: {count: 3}, fleet: {by_state: {available: 2}}}` → [['rides count', 3], …].
+function flatten(value, prefix = '') {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return [[prefix, Array.isArray(value) ? value.join(', ') : value]];
+  }
+  return Object.entries(value).flatMap(([key, inner]) =>
+    flatten(inner, `${prefix} ${key.replaceAll('_', ' ')}`.trim()),
+  );
+}
+
 async function loadNumbers() {
   try {
     const kpis = await get('/v1/ops/kpis');
-    describe($('#numbers'), Object.entries(kpis).map(([k, v]) => [k.replaceAll('_', ' '), typeof v === 'object' ? JSON.stringify(v) : v]));
+    describe($('#numbers'), flatten(kpis));
   } catch (error) {
     const message = error.status === 404 ? 'Not available on this server yet.' : error.message;
     describe($('#numbers'), [['numbers', message]]);
@@ -269,7 +293,7 @@ async function start() {
   $('#console').hidden = false;
   config = await get('/console/config.json');
   map = await createMap($('#map'), config);
-  window.scootfleetConsole = { map, scooters };
+  window.scootfleetConsole = { map, scooters, applyScooter };
   wirePanels();
   legend('range');
   await Promise.all([loadFleet(), loadZones(), loadTasksAndCrews(), loadNumbers(), loadHours(), loadPrices()]);
