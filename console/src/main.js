@@ -293,6 +293,7 @@ async function start() {
   $('#console').hidden = false;
   config = await get('/console/config.json');
   map = await createMap($('#map'), config);
+  // For the browser test and load checks: the map, the fleet as drawn, and the live entry point.
   window.scootfleetConsole = { map, scooters, applyScooter };
   wirePanels();
   legend('range');
