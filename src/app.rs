@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{redact_url, Db};
 use crate::{
-    accounts, billing, console, crews, dispatch, error, fleet, ops, rides, telemetry, zones,
+    accounts, billing, console, crews, dispatch, error, feeds, fleet, ops, rides, telemetry, zones,
 };
 
 /// Everything a request handler may need, cheap to clone.
@@ -45,6 +45,11 @@ pub struct AppState {
     pub crews: Arc<crews::Crews>,
     /// What this server remembers of scooters' battery-swap hysteresis.
     pub dispatch: Arc<dispatch::Dispatcher>,
+    /// The public GBFS vehicle ids, rotated after each rental.
+    pub public_ids: Arc<feeds::PublicIds>,
+    /// Turns true when the server starts stopping: long-lived answers (the live stream)
+    /// end then, so a graceful shutdown does not wait on them.
+    pub stopping: Arc<watch::Sender<bool>>,
 }
 
 /// Connects and migrates the database, loads the signing key and creates the bootstrap
@@ -109,6 +114,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         payments: Arc::new(billing::payments::TestPaymentProvider),
         crews: Arc::new(crews),
         dispatch: Arc::new(dispatcher),
+        public_ids: Arc::new(feeds::PublicIds::default()),
+        stopping: Arc::new(watch::Sender::new(false)),
     })
 }
 
@@ -158,6 +165,8 @@ pub fn router(state: AppState) -> Router {
         .merge(rides::http::router())
         .merge(crews::http::router())
         .merge(dispatch::http::router())
+        .merge(feeds::http::router())
+        .merge(feeds::live::router())
         .split_for_parts();
     let router = router.merge(console::static_files(state.config.console_dir.clone()));
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
@@ -186,6 +195,11 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         state.clone(),
         shutdown.clone(),
     ));
+    workers.push(feeds::public_ids::spawn_rotation(
+        state.public_ids.clone(),
+        state.fleet.subscribe(),
+        shutdown.clone(),
+    ));
     workers.push(tokio::spawn(dispatch::worker::run(state.clone(), shutdown)));
     workers
 }
@@ -205,7 +219,14 @@ pub async fn serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown({
+        let stopping = state.stopping.clone();
+        async move {
+            shutdown.await;
+            // Open streams end now, or the graceful shutdown would wait for them forever.
+            stopping.send_replace(true);
+        }
+    })
     .await;
     let _ = stop_workers.send(true);
     for worker in workers {

@@ -224,6 +224,40 @@ pub struct Config {
     /// authenticates them. Unset: no MQTT.
     #[arg(long, env = "SCOOTFLEET_MQTT_URL")]
     pub mqtt_url: Option<Secret>,
+
+    /// The address the public reaches this server at, for the absolute URLs of the GBFS
+    /// feeds (e.g. `https://gbfs.example.com`). Unset: `http://<bind address>`.
+    #[arg(long, env = "SCOOTFLEET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// GBFS `system_id`: stable, unique among the systems a consumer reads.
+    #[arg(long, env = "SCOOTFLEET_GBFS_SYSTEM_ID", default_value = "scootfleet")]
+    pub gbfs_system_id: String,
+
+    /// GBFS system name, as riders know the service.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_GBFS_SYSTEM_NAME",
+        default_value = "scootfleet"
+    )]
+    pub gbfs_system_name: String,
+
+    /// Who consumers of the GBFS feeds write to about them.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_GBFS_CONTACT_EMAIL",
+        default_value = "gbfs@scootfleet.invalid"
+    )]
+    pub gbfs_contact_email: String,
+
+    /// Language of the GBFS texts (IETF BCP 47, e.g. `fr`).
+    #[arg(long, env = "SCOOTFLEET_GBFS_LANGUAGE", default_value = "en")]
+    pub gbfs_language: String,
+
+    /// Range of a fully charged scooter, in km (GBFS `max_range_meters`).
+    #[arg(long, env = "SCOOTFLEET_VEHICLE_MAX_RANGE_KM", default_value_t = 60.0)]
+    pub vehicle_max_range_km: f64,
+
     #[command(flatten)]
     pub dispatch: crate::dispatch::DispatchConfig,
 }

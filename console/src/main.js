@@ -62,6 +62,13 @@ let tasks = [];
 let map;
 let config;
 let renderPending = false;
+let lastRender = 0;
+// Scooters changed since the last draw, or `true` when the whole fleet must be redrawn.
+let changed = new Set();
+let redrawAll = true;
+// With 100,000 scooters one setData costs tens of milliseconds: redraw at most this often,
+// however many changes arrive meanwhile (the issue asks for changes within 2 s).
+const RENDER_EVERY_MS = 500;
 
 function scooterFeature(s) {
   return {
@@ -75,33 +82,47 @@ function scooterFeature(s) {
 function render() {
   if (renderPending || !map) return;
   renderPending = true;
-  requestAnimationFrame(() => {
-    renderPending = false;
-    map.getSource('scooters').setData({ type: 'FeatureCollection', features: [...scooters.values()] });
-    map.getSource('crews').setData({
-      type: 'FeatureCollection',
-      features: [...crews.values()]
-        .filter((c) => c.lat != null && c.lon != null)
-        .map((c) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [c.lon, c.lat] }, properties: c })),
-    });
-    map.getSource('tasks').setData({
-      type: 'FeatureCollection',
-      features: tasks
-        .filter((t) => t.crew_id && crews.get(t.crew_id)?.lat != null)
-        .map((t) => {
-          const crew = crews.get(t.crew_id);
-          return {
-            type: 'Feature',
-            geometry: { type: 'LineString', coordinates: [[crew.lon, crew.lat], [t.lon, t.lat]] },
-            properties: t,
-          };
-        }),
-    });
+  const wait = Math.max(0, lastRender + RENDER_EVERY_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(draw), wait);
+}
+
+function draw() {
+  renderPending = false;
+  lastRender = performance.now();
+  const source = map.getSource('scooters');
+  // Past a few thousand changes a fresh copy is cheaper than a diff.
+  if (redrawAll || changed.size > 5000) {
+    source.setData({ type: 'FeatureCollection', features: [...scooters.values()] });
+  } else if (changed.size > 0) {
+    // Only what moved or changed crosses to the map's worker, not the whole fleet.
+    source.updateData({ add: [...changed].map((id) => scooters.get(id)).filter(Boolean) });
+  }
+  redrawAll = false;
+  changed = new Set();
+  map.getSource('crews').setData({
+    type: 'FeatureCollection',
+    features: [...crews.values()]
+      .filter((c) => c.lat != null && c.lon != null)
+      .map((c) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [c.lon, c.lat] }, properties: c })),
+  });
+  map.getSource('tasks').setData({
+    type: 'FeatureCollection',
+    features: tasks
+      .filter((t) => t.crew_id && crews.get(t.crew_id)?.lat != null)
+      .map((t) => {
+        const crew = crews.get(t.crew_id);
+        return {
+          type: 'Feature',
+          geometry: { type: 'LineString', coordinates: [[crew.lon, crew.lat], [t.lon, t.lat]] },
+          properties: t,
+        };
+      }),
   });
 }
 
 function applyScooter(s) {
   scooters.set(s.scooter_id, scooterFeature({ ...(scooters.get(s.scooter_id)?.properties || {}), ...s }));
+  changed.add(s.scooter_id);
   render();
 }
 
@@ -109,6 +130,7 @@ async function loadFleet() {
   const all = await getAllPages('/v1/ops/fleet?limit=5000', 'scooters');
   scooters.clear();
   for (const s of all) scooters.set(s.scooter_id, scooterFeature(s));
+  redrawAll = true;
   render();
 }
 
@@ -136,6 +158,7 @@ async function loadTasksAndCrews() {
 
 function onLiveEvent(event) {
   if (event.type === 'scooter') applyScooter(event.scooter);
+  else if (event.type === 'resync') loadFleet();
   else if (event.type === 'task' || event.type === 'crew') loadTasksAndCrews();
   else if (event.type === 'zones') loadZones();
 }
@@ -166,12 +189,23 @@ function describe(list, entries) {
   );
 }
 
+// `{rides: {count: 3}, fleet: {by_state: {available: 2}}}` → [['rides count', 3], …].
+function flatten(value, prefix = '') {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return [[prefix, Array.isArray(value) ? value.join(', ') : value]];
+  }
+  return Object.entries(value).flatMap(([key, inner]) =>
+    flatten(inner, `${prefix} ${key.replaceAll('_', ' ')}`.trim()),
+  );
+}
+
 async function loadNumbers() {
   try {
     const kpis = await get('/v1/ops/kpis');
-    describe($('#numbers'), Object.entries(kpis).map(([k, v]) => [k.replaceAll('_', ' '), typeof v === 'object' ? JSON.stringify(v) : v]));
+    describe($('#numbers'), flatten(kpis));
   } catch (error) {
-    describe($('#numbers'), [['numbers', error.message]]);
+    const message = error.status === 404 ? 'Not available on this server yet.' : error.message;
+    describe($('#numbers'), [['numbers', message]]);
   }
 }
 
@@ -201,8 +235,13 @@ async function loadPrices() {
     showError('tariff', error);
   }
   try {
-    const tariff = await get('/v1/ops/tariff');
-    $('#tariff-form').price_per_minute.value = tariff.price_per_minute;
+    // The public pricing feed states the per-minute rate in force.
+    const feed = await get('/gbfs/v3/system_pricing_plans.json');
+    const plan = feed.data.plans[0];
+    describe($('#tariff'), [
+      ['per minute', `${plan.per_min_pricing[0].rate.toFixed(2)} ${plan.currency}`],
+      ['unlock fee', `${Number(plan.price).toFixed(2)} ${plan.currency}`],
+    ]);
   } catch (error) {
     showError('tariff', error);
   }
@@ -231,11 +270,6 @@ function wirePanels() {
       put('/v1/ops/hours', { timezone: form.timezone.value, open: form.open.value, close: form.close.value }),
     );
   });
-  $('#tariff-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const form = event.currentTarget;
-    submitting('tariff', form, () => put('/v1/ops/tariff', { price_per_minute: form.price_per_minute.value }));
-  });
   map.on('click', 'scooters', (event) => {
     const s = event.features[0].properties;
     const task = tasks.find((t) => t.scooter_id === s.scooter_id);
@@ -259,7 +293,8 @@ async function start() {
   $('#console').hidden = false;
   config = await get('/console/config.json');
   map = await createMap($('#map'), config);
-  window.scootfleetConsole = { map, scooters };
+  // For the browser test and load checks: the map, the fleet as drawn, and the live entry point.
+  window.scootfleetConsole = { map, scooters, applyScooter };
   wirePanels();
   legend('range');
   await Promise.all([loadFleet(), loadZones(), loadTasksAndCrews(), loadNumbers(), loadHours(), loadPrices()]);

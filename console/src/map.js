@@ -61,9 +61,11 @@ export function createMap(container, config) {
   map.addControl(new maplibregl.NavigationControl(), 'top-left');
   return new Promise((resolve) => {
     map.on('load', () => {
-      for (const name of ['zones', 'tasks', 'crews', 'scooters']) {
+      for (const name of ['zones', 'tasks', 'crews']) {
         map.addSource(name, { type: 'geojson', data: EMPTY });
       }
+      // Scooters are keyed by their id, so live changes update only what changed.
+      map.addSource('scooters', { type: 'geojson', data: EMPTY, promoteId: 'scooter_id' });
       map.addLayer({
         id: 'service-area',
         type: 'fill',

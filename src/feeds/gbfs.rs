@@ -190,12 +190,14 @@ pub fn geofencing_zones(zones: &ZoneFacts, language: &str, now: DateTime<Utc>) -
     let mut features = Vec::new();
     // Earlier features take precedence over later ones where they overlap (GBFS rule),
     // so the most specific zones come first.
+    // A scooter found in a no-parking zone may still be unlocked (the rides domain only asks
+    // for the service area), so only the end is forbidden there.
     for (name, shape) in &zones.no_parking {
         features.push(zone_feature(
             name,
             language,
             shape,
-            json!({ "vehicle_type_ids": [VEHICLE_TYPE_ID], "ride_start_allowed": false, "ride_end_allowed": false, "ride_through_allowed": true }),
+            json!({ "vehicle_type_ids": [VEHICLE_TYPE_ID], "ride_start_allowed": true, "ride_end_allowed": false, "ride_through_allowed": true }),
         ));
     }
     for (name, shape, max_speed) in &zones.slow {

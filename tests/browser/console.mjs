@@ -1,5 +1,6 @@
 // Drives the operator console in headless Chromium: sign in, see the seeded fleet drawn,
-// move a scooter with a telemetry point, see its marker move, save a screenshot.
+// move a scooter with a telemetry point, see its marker move, click a scooter and read its
+// details, see a refused form explain why next to it, save a screenshot.
 //
 // Run by tests/browser.rs, which starts the server, seeds the fleet and passes:
 //   SCOOTFLEET_URL, SCOOTFLEET_OPERATOR_EMAIL, SCOOTFLEET_OPERATOR_PASSWORD,
@@ -84,6 +85,34 @@ test('the console draws the fleet and follows it live', async () => {
       { id: mover.scooter_id, ...target },
       { timeout: 5000 },
     );
+    // Clicking a scooter shows what it is.
+    const clicked = devices[1];
+    const at = await page.evaluate(({ lon, lat }) => {
+      const map = window.scootfleetConsole.map;
+      const box = map.getContainer().getBoundingClientRect();
+      const point = map.project([lon, lat]);
+      return { x: box.left + point.x, y: box.top + point.y };
+    }, clicked);
+    await page.mouse.click(at.x, at.y);
+    await page.waitForFunction(
+      (id) => document.querySelector('#selected')?.textContent.includes(id),
+      clicked.scooter_id,
+      { timeout: 5000 },
+    );
+    const selected = await page.textContent('#selected');
+    for (const term of ['state', 'range', 'last seen']) {
+      assert.ok(selected.includes(term), `the selected scooter shows its ${term}: ${selected}`);
+    }
+
+    // A refused form shows the server's reason next to it.
+    await page.fill('#hours-form input[name=timezone]', 'Mars/Olympus_Mons');
+    await page.click('#hours-form button[type=submit]');
+    await page.waitForFunction(
+      () => document.querySelector('[data-error-for="hours"]')?.textContent.trim().length > 0,
+      null,
+      { timeout: 5000 },
+    );
+
     if (process.env.SCOOTFLEET_SCREENSHOT) {
       await page.screenshot({ path: process.env.SCOOTFLEET_SCREENSHOT });
     }

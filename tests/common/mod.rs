@@ -337,4 +337,6 @@ impl TestServer {
 pub mod billing;
 pub mod dispatch;
 pub mod fleet;
+/// GBFS helpers: validating documents against the official v3.0 schemas.
+pub mod gbfs;
 pub mod rides;

@@ -1,0 +1,179 @@
+//! The facts GBFS documents are built from, gathered from what is in force now.
+
+use chrono::{DateTime, Utc};
+
+use super::gbfs::{PublicVehicle, SystemFacts, TariffFacts, ZoneFacts};
+use crate::app::AppState;
+use crate::clock::from_millis;
+use crate::fleet::{Scooter, ScooterState};
+use crate::zones::{ZoneKind, ZoneSet};
+
+/// Whether the public may see `scooter`: a reserved one, or one a rider could rent now
+/// (available, with range at or above the floor, inside the service area, service open).
+/// Scooters on a trip, or out of service, are never shown.
+pub fn is_public(
+    scooter: &Scooter,
+    rental_floor_km: f64,
+    open: bool,
+    in_area: &dyn Fn(f64, f64) -> bool,
+) -> bool {
+    match scooter.state {
+        ScooterState::Reserved => in_area(scooter.lat, scooter.lon),
+        ScooterState::Available => {
+            open && scooter.range_km >= rental_floor_km && in_area(scooter.lat, scooter.lon)
+        }
+        _ => false,
+    }
+}
+
+pub fn system(state: &AppState) -> SystemFacts {
+    let config = &state.config;
+    let hours = state.hours.current();
+    SystemFacts {
+        system_id: config.gbfs_system_id.clone(),
+        name: config.gbfs_system_name.clone(),
+        language: config.gbfs_language.clone(),
+        feed_contact_email: config.gbfs_contact_email.clone(),
+        timezone: hours.timezone.name().to_owned(),
+        opening_hours: hours.opening_hours_osm(),
+    }
+}
+
+pub fn tariff(state: &AppState) -> TariffFacts {
+    TariffFacts {
+        rate_per_minute: state.tariff.rate_per_minute,
+        currency: state.tariff.currency.clone(),
+        language: state.config.gbfs_language.clone(),
+    }
+}
+
+/// The scooters the public may see at `now`, under their public ids.
+pub fn vehicles(state: &AppState, now: DateTime<Utc>) -> Vec<PublicVehicle> {
+    let zones = state.zones.current();
+    let open = state.hours.is_open(now);
+    let floor = state.fleet.rental_floor_km;
+    let in_area = |lat, lon| zones.in_service_area(lat, lon);
+    // Copy the candidates out first: telemetry waits while the index is read, and the
+    // service-area test is the slow part.
+    let candidates: Vec<Scooter> = {
+        let live = state.fleet.read();
+        let (all, _) = live.page(None, usize::MAX);
+        all.into_iter()
+            .filter(|s| is_public(s, floor, open, &|_, _| true))
+            .cloned()
+            .collect()
+    };
+    let shown: Vec<Scooter> = candidates
+        .into_iter()
+        .filter(|s| is_public(s, floor, open, &in_area))
+        .collect();
+    let ids = state
+        .public_ids
+        .ids_for(shown.iter().map(|s| &s.scooter_id));
+    shown
+        .into_iter()
+        .zip(ids)
+        .map(|(s, vehicle_id)| PublicVehicle {
+            vehicle_id,
+            lat: s.lat,
+            lon: s.lon,
+            is_reserved: s.state == ScooterState::Reserved,
+            current_range_meters: (s.range_km * 1000.0).round(),
+            battery_fraction: Some(s.battery_pct / 100.0),
+            last_reported: from_millis(s.last_seen_ms),
+        })
+        .collect()
+}
+
+/// The zones of `set`, grouped as GBFS rules need them.
+pub fn zones(set: &ZoneSet) -> ZoneFacts {
+    let mut facts = ZoneFacts::default();
+    for zone in set.zones() {
+        match zone.kind {
+            ZoneKind::ServiceArea => facts.service_area.push(zone.area.clone()),
+            ZoneKind::NoParking => facts.no_parking.push((
+                zone.name.clone().unwrap_or_else(|| "No parking".into()),
+                zone.area.clone(),
+            )),
+            ZoneKind::Slow { max_speed_kmh } => facts.slow.push((
+                zone.name.clone().unwrap_or_else(|| "Slow zone".into()),
+                zone.area.clone(),
+                max_speed_kmh.round().max(1.0) as u32,
+            )),
+        }
+    }
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scooter(state: ScooterState, range_km: f64) -> Scooter {
+        Scooter {
+            scooter_id: "CS-1".into(),
+            state,
+            state_version: 1,
+            lat: 48.85,
+            lon: 2.35,
+            range_km,
+            battery_pct: 50.0,
+            last_seen_ms: 0,
+            heard_ms: 0,
+        }
+    }
+
+    #[test]
+    fn only_rentable_and_reserved_scooters_are_public() {
+        let inside = |_: f64, _: f64| true;
+        let outside = |_: f64, _: f64| false;
+        assert!(is_public(
+            &scooter(ScooterState::Available, 5.0),
+            5.0,
+            true,
+            &inside
+        ));
+        assert!(!is_public(
+            &scooter(ScooterState::Available, 4.9),
+            5.0,
+            true,
+            &inside
+        ));
+        assert!(!is_public(
+            &scooter(ScooterState::Available, 30.0),
+            5.0,
+            false,
+            &inside
+        ));
+        assert!(!is_public(
+            &scooter(ScooterState::Available, 30.0),
+            5.0,
+            true,
+            &outside
+        ));
+        assert!(is_public(
+            &scooter(ScooterState::Reserved, 30.0),
+            5.0,
+            true,
+            &inside
+        ));
+        assert!(!is_public(
+            &scooter(ScooterState::OnTrip, 30.0),
+            5.0,
+            true,
+            &inside
+        ));
+        assert!(!is_public(
+            &scooter(ScooterState::NonContactable, 30.0),
+            5.0,
+            true,
+            &inside
+        ));
+        assert!(!is_public(
+            &scooter(ScooterState::Removed, 30.0),
+            5.0,
+            true,
+            &inside
+        ));
+    }
+}

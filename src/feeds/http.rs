@@ -1,0 +1,130 @@
+//! `/gbfs/v3/…`: the public GBFS v3.0 feeds, no token needed.
+//!
+//! Each answer carries `Cache-Control: public, max-age=<ttl>` matching the document's
+//! `ttl`, `Last-Modified` matching its `last_updated`, and
+//! `Access-Control-Allow-Origin: *` so web trip planners can read the feeds from a browser.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{facts, gbfs};
+use crate::app::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(discovery))
+        .routes(routes!(system_information))
+        .routes(routes!(vehicle_types))
+        .routes(routes!(vehicle_status))
+        .routes(routes!(geofencing_zones))
+        .routes(routes!(system_pricing_plans))
+}
+
+/// The date format of HTTP headers (RFC 9110 IMF-fixdate).
+fn http_date(at: DateTime<Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// A GBFS document with the caching headers its `ttl` and `last_updated` call for.
+fn feed(feed: &str, last_updated: DateTime<Utc>, doc: Value) -> Response {
+    (
+        [
+            (
+                header::CACHE_CONTROL,
+                format!("public, max-age={}", gbfs::ttl(feed)),
+            ),
+            (header::LAST_MODIFIED, http_date(last_updated)),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
+        ],
+        axum::Json(doc),
+    )
+        .into_response()
+}
+
+/// Where the feeds are published: `SCOOTFLEET_PUBLIC_URL`, or the bind address.
+pub fn public_base(state: &AppState) -> String {
+    match &state.config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", state.config.bind),
+    }
+}
+
+/// GBFS discovery: the feeds this system publishes, as absolute URLs.
+#[utoipa::path(get, path = "/gbfs/v3/gbfs.json", tag = "gbfs", responses(
+    (status = 200, description = "GBFS v3.0 gbfs.json", content_type = "application/json"),
+))]
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    feed("gbfs", now, gbfs::discovery(&public_base(&state), now))
+}
+
+/// The system: name, contact, time zone, opening hours in OSM syntax.
+#[utoipa::path(get, path = "/gbfs/v3/system_information.json", tag = "gbfs", responses(
+    (status = 200, description = "GBFS v3.0 system_information.json", content_type = "application/json"),
+))]
+pub async fn system_information(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let doc = gbfs::system_information(&facts::system(&state), now);
+    feed("system_information", now, doc)
+}
+
+/// The one vehicle type: an electric moped.
+#[utoipa::path(get, path = "/gbfs/v3/vehicle_types.json", tag = "gbfs", responses(
+    (status = 200, description = "GBFS v3.0 vehicle_types.json", content_type = "application/json"),
+))]
+pub async fn vehicle_types(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let max_range_m = state.config.vehicle_max_range_km * 1000.0;
+    let doc = gbfs::vehicle_types(max_range_m, &state.config.gbfs_language, now);
+    feed("vehicle_types", now, doc)
+}
+
+/// Rentable and reserved scooters under public ids rotated after each rental; never
+/// scooters on a trip.
+#[utoipa::path(get, path = "/gbfs/v3/vehicle_status.json", tag = "gbfs", responses(
+    (status = 200, description = "GBFS v3.0 vehicle_status.json", content_type = "application/json"),
+))]
+pub async fn vehicle_status(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let vehicles = facts::vehicles(&state, now);
+    feed("vehicle_status", now, gbfs::vehicle_status(&vehicles, now))
+}
+
+/// Where rides may start and end, and where speed is capped.
+#[utoipa::path(get, path = "/gbfs/v3/geofencing_zones.json", tag = "gbfs", responses(
+    (status = 200, description = "GBFS v3.0 geofencing_zones.json", content_type = "application/json"),
+))]
+pub async fn geofencing_zones(State(state): State<AppState>) -> Response {
+    let set = state.zones.current();
+    let updated = set.created_at().min(state.clock.now());
+    let doc = gbfs::geofencing_zones(&facts::zones(&set), &state.config.gbfs_language, updated);
+    feed("geofencing_zones", updated, doc)
+}
+
+/// Pay as you go, per minute.
+#[utoipa::path(get, path = "/gbfs/v3/system_pricing_plans.json", tag = "gbfs", responses(
+    (status = 200, description = "GBFS v3.0 system_pricing_plans.json", content_type = "application/json"),
+))]
+pub async fn system_pricing_plans(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let doc = gbfs::system_pricing_plans(&facts::tariff(&state), now);
+    feed("system_pricing_plans", now, doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T10:00:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(http_date(at), "Mon, 23 Nov 2026 10:00:05 GMT");
+    }
+}
