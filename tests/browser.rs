@@ -59,6 +59,14 @@ async fn the_console_draws_the_fleet_and_follows_it_live() {
     // would be older than the registration and not move the scooter.
     s.clock.set(chrono::Utc::now());
     let operator = s.operator_token().await;
+    // Real time may fall outside the default hours, when the fleet would be put to sleep.
+    s.put(
+        "/v1/ops/hours",
+        Some(&operator),
+        json!({"timezone": "Europe/Paris", "open": "00:00", "close": "24:00"}),
+    )
+    .await
+    .expect(200);
     let mut devices = Vec::new();
     for i in 0..20 {
         let id = format!("CS-{i:04}");
