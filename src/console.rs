@@ -74,7 +74,7 @@ fn not_built(dir: &str) -> Response {
         "<!doctype html><meta charset=utf-8><title>scootfleet console</title>\
          <h1>The operator console is not built</h1>\
          <p>The server looked for it in <code>{}</code>. Build it once with Node.js and npm:</p>\
-         <pre>cd console &amp;&amp; npm ci &amp;&amp; npm run build</pre>\
+         <pre>cd console &amp;&amp; npm install &amp;&amp; npm run build</pre>\
          <p>then reload this page (or point <code>SCOOTFLEET_CONSOLE_DIR</code> at the built files).</p>",
         html_escape(dir)
     );

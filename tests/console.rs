@@ -51,7 +51,7 @@ async fn says_how_to_build_the_console_when_it_is_missing() {
     let page = s.get("/console", None).await;
     assert_eq!(page.status, 503);
     assert!(
-        page.text.contains("npm ci &amp;&amp; npm run build"),
+        page.text.contains("npm install &amp;&amp; npm run build"),
         "{}",
         page.text
     );
