@@ -698,12 +698,12 @@ async fn measure_low_range_to_assignment() {
             "{backend:?}: low report to assigned: p50 {:?}, p99 {:?}",
             latencies[500], latencies[990]
         );
-        // A burst: 2,000 scooters crossing at once, 16 at a time.
+        // A burst: 10,000 scooters crossing at once, 16 at a time.
         let started = Instant::now();
         let mut handles = Vec::new();
         for lane in 0..16 {
             let state = s.state.clone();
-            let reports: Vec<_> = (1_000 + lane..3_000)
+            let reports: Vec<_> = (1_000 + lane..11_000)
                 .step_by(16)
                 .map(|i| report(i, 8.0))
                 .collect();
@@ -717,7 +717,7 @@ async fn measure_low_range_to_assignment() {
             handle.await.unwrap();
         }
         eprintln!(
-            "{backend:?}: burst of 2,000 dispatched in {:?}",
+            "{backend:?}: burst of 10,000 dispatched in {:?}",
             started.elapsed()
         );
         s.stop().await;
