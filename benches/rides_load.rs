@@ -3,7 +3,8 @@
 //! offered rate (500 rides/s) with per-call latency, then 1,000 riders racing for one
 //! scooter. Client and server share the machine.
 //!
-//! `cargo bench --bench rides_load` (add `--profile dev` for a quick, unoptimised run).
+//! `cargo bench --bench rides_load` (add `--profile dev` for a quick, unoptimised run;
+//! `RIDES_BENCH_DB_CONNECTIONS` sets the pool size, 16 by default).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -69,7 +70,10 @@ async fn main() {
     for backend in backends() {
         let server = Arc::new(
             TestServer::start_with(backend, |c| {
-                c.db_max_connections = 16;
+                c.db_max_connections = std::env::var("RIDES_BENCH_DB_CONNECTIONS")
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(16);
                 c.login_max_failures_per_address = 1_000_000;
             })
             .await,

@@ -17,8 +17,9 @@ use serde_json::json;
 fn missing(root: &Path, chromium: &Path) -> Vec<String> {
     let mut missing = Vec::new();
     if !root.join("console/dist/index.html").is_file() {
-        missing
-            .push("the built console (console/dist): cd console && npm install && npm run build".into());
+        missing.push(
+            "the built console (console/dist): cd console && npm install && npm run build".into(),
+        );
     }
     if !root
         .join("tests/browser/node_modules/playwright-core")
