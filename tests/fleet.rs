@@ -22,6 +22,7 @@ on_both_backends!(
     the_fleet_list_pages_through_every_scooter,
     concurrent_requests_are_all_committed,
     operators_take_scooters_out_of_service_and_back,
+    the_fleet_endpoints_are_documented,
 );
 
 mod scenarios {
@@ -470,6 +471,20 @@ mod scenarios {
             .await
             .expect(200);
         assert_eq!(nearby_ids(s, "lat=48.8566&lon=2.3522").await, ["CS-M"]);
+    }
+
+    pub async fn the_fleet_endpoints_are_documented(s: &TestServer) {
+        let doc = s.get("/openapi.json", None).await;
+        let paths = doc.expect(200)["paths"].clone();
+        for (path, method) in [
+            ("/v1/ops/scooters", "post"),
+            ("/v1/ops/scooters/{scooter_id}/events", "post"),
+            ("/v1/ops/fleet", "get"),
+            ("/v1/telemetry", "post"),
+            ("/v1/scooters/nearby", "get"),
+        ] {
+            assert!(paths[path][method].is_object(), "{method} {path} missing");
+        }
     }
 
     /// Drives all `futures` at once on this task, so their requests overlap.
