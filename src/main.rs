@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use scootfleet::clock::{Clock, SystemClock};
-use scootfleet::{app, config::Config, db::Db, fleet, telemetry};
+use scootfleet::{app, config::Config, fleet, telemetry};
 
 /// scootfleet: the backend of a free-floating electric scooter sharing service.
 #[derive(Parser)]
@@ -32,8 +31,8 @@ enum Command {
 #[derive(Subcommand)]
 enum ScooterCommand {
     /// Registers every scooter of a JSON or CSV file (`scooter_id, lat, lon, range_km,
-    /// battery_pct`); scooters already registered are skipped. A running server sees them
-    /// after its next start.
+    /// battery_pct`); scooters already registered are skipped. A running server takes
+    /// them in within a minute.
     Import {
         /// The file to read.
         file: PathBuf,
@@ -56,42 +55,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Scooters {
             command: ScooterCommand::Import { file, tokens },
-        } => import(&cli.config, &file, tokens).await,
+        } => {
+            let summary =
+                fleet::import::run(&cli.config, &file, tokens, true, SystemClock.now()).await?;
+            println!("{summary}");
+            Ok(())
+        }
     }
-}
-
-async fn import(config: &Config, file: &PathBuf, tokens: Option<PathBuf>) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let rows = fleet::import::parse(&text)
-        .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))?;
-    let tokens_path = tokens.unwrap_or_else(|| {
-        let mut name = file.clone().into_os_string();
-        name.push(".tokens.csv");
-        name.into()
-    });
-    let db = Db::connect(config.database_url.expose(), 2).await?;
-    db.migrate().await?;
-    let tokens_file = fleet::import::create_tokens_file(&tokens_path)
-        .with_context(|| format!("creating {}", tokens_path.display()))?;
-    let mut tokens_out = std::io::BufWriter::new(tokens_file);
-    let bar = indicatif::ProgressBar::new(rows.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} scooters ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let imported =
-        fleet::import::register_all(&db, &rows, SystemClock.now(), &mut tokens_out, |done| {
-            bar.inc(done)
-        })
-        .await?;
-    bar.finish();
-    db.close().await;
-    println!(
-        "{} scooters registered, {} already known; device tokens in {}",
-        imported.registered,
-        imported.already_known,
-        tokens_path.display()
-    );
-    Ok(())
 }

@@ -22,6 +22,7 @@ on_both_backends!(
     the_fleet_list_pages_through_every_scooter,
     concurrent_requests_are_all_committed,
     operators_take_scooters_out_of_service_and_back,
+    the_fleet_endpoints_are_documented,
 );
 
 mod scenarios {
@@ -472,6 +473,20 @@ mod scenarios {
         assert_eq!(nearby_ids(s, "lat=48.8566&lon=2.3522").await, ["CS-M"]);
     }
 
+    pub async fn the_fleet_endpoints_are_documented(s: &TestServer) {
+        let doc = s.get("/openapi.json", None).await;
+        let paths = doc.expect(200)["paths"].clone();
+        for (path, method) in [
+            ("/v1/ops/scooters", "post"),
+            ("/v1/ops/scooters/{scooter_id}/events", "post"),
+            ("/v1/ops/fleet", "get"),
+            ("/v1/telemetry", "post"),
+            ("/v1/scooters/nearby", "get"),
+        ] {
+            assert!(paths[path][method].is_object(), "{method} {path} missing");
+        }
+    }
+
     /// Drives all `futures` at once on this task, so their requests overlap.
     async fn futures_join_all<F: std::future::Future<Output = ()>>(
         futures: impl Iterator<Item = F>,
@@ -733,34 +748,51 @@ async fn telemetry_arrives_over_mqtt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_fleet_imports_from_the_command_line() {
+async fn the_demo_fleet_imports() {
     for backend in backends() {
         let database = common::TestDatabase::create(backend).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let tokens = dir.path().join("tokens.csv");
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo-fleet.csv");
-        let import = |tokens: &std::path::Path| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_scootfleet"))
-                .env("DATABASE_URL", &database.url)
-                .args(["scooters", "import", fixture, "--tokens"])
-                .arg(tokens)
-                .output()
-                .expect("scootfleet runs")
-        };
-        let first = import(&tokens);
+        let config = quick_config(&database.url);
+        let summary = scootfleet::fleet::import::run(
+            &config,
+            fixture.as_ref(),
+            Some(tokens.clone()),
+            false,
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("import");
         assert!(
-            first.status.success(),
-            "{}",
-            String::from_utf8_lossy(&first.stderr)
+            summary.contains("500 scooters registered, 0 already known"),
+            "{summary}"
         );
-        let said = String::from_utf8_lossy(&first.stdout);
+        let again = scootfleet::fleet::import::run(
+            &config,
+            fixture.as_ref(),
+            Some(dir.path().join("again.csv")),
+            false,
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("import again");
         assert!(
-            said.contains("500 scooters registered, 0 already known"),
-            "{said}"
+            again.contains("0 scooters registered, 500 already known"),
+            "{again}"
         );
-        let again = import(&dir.path().join("again.csv"));
-        assert!(String::from_utf8_lossy(&again.stdout)
-            .contains("0 scooters registered, 500 already known"));
+        assert!(
+            scootfleet::fleet::import::run(
+                &config,
+                fixture.as_ref(),
+                Some(tokens.clone()),
+                false,
+                chrono::Utc::now()
+            )
+            .await
+            .is_err(),
+            "an existing tokens file is never overwritten"
+        );
 
         // The import used the real clock; no silence sweep before the test's clock follows.
         let mut config = quick_config(&database.url);
@@ -795,6 +827,44 @@ async fn the_demo_fleet_imports_from_the_command_line() {
             .await
             .expect(202);
         assert_eq!(fleet_entry(&s, &operator, "PAR-0002").await["lat"], 48.824);
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_takes_in_scooters_imported_meanwhile() {
+    for backend in backends() {
+        let s = TestServer::start_with(backend, |c| c.fleet_sweep_interval_ms = 20).await;
+        let operator = s.operator_token().await;
+        register(&s, &operator, "HTTP-1", PARIS.0, PARIS.1, 30.0).await;
+        let db = scootfleet::db::Db::connect(&s.database.url, 1)
+            .await
+            .expect("database");
+        let rows = scootfleet::fleet::import::parse(
+            "scooter_id,lat,lon,range_km,battery_pct\nIMP-1,48.8570,2.3522,25,70\nHTTP-1,48.0,2.0,25,70\n",
+        )
+        .expect("rows");
+        let mut tokens = Vec::new();
+        let imported =
+            scootfleet::fleet::import::register_all(&db, &rows, s.clock.now(), &mut tokens, |_| {})
+                .await
+                .expect("import");
+        db.close().await;
+        assert_eq!((imported.registered, imported.already_known), (1, 1));
+        eventually("the imported scooter is listed", || async {
+            nearby_ids(&s, "lat=48.8566&lon=2.3522").await == ["HTTP-1", "IMP-1"]
+        })
+        .await;
+        let tokens = String::from_utf8(tokens).expect("utf-8");
+        let token = tokens
+            .lines()
+            .nth(1)
+            .and_then(|l| l.strip_prefix("IMP-1,"))
+            .expect("token");
+        s.clock.advance(Duration::seconds(1));
+        send(&s, token, vec![point(48.8571, 2.3522, 24.0, s.clock.now())])
+            .await
+            .expect(202);
         s.stop().await;
     }
 }

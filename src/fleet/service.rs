@@ -49,28 +49,7 @@ pub struct Registered {
 impl Fleet {
     /// The fleet as the database has it: the live index is rebuilt from every stored scooter.
     pub async fn load(db: &Db, rental_floor_km: f64) -> anyhow::Result<Self> {
-        let rows = store::all_scooters(db).await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let state = ScooterState::parse(&row.state, row.state_reason.as_deref())
-                .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
-            let hash = from_hex(&row.device_token_hash)
-                .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
-            entries.push((
-                Scooter {
-                    scooter_id: row.scooter_id.into(),
-                    state,
-                    state_version: row.state_version,
-                    lat: row.lat,
-                    lon: row.lon,
-                    range_km: row.range_km,
-                    battery_pct: row.battery_pct,
-                    last_seen_ms: row.last_seen_ms,
-                    heard_ms: row.last_seen_ms,
-                },
-                hash,
-            ));
-        }
+        let entries = stored_scooters(db).await?;
         let (writer, inbox) = mpsc::channel(WRITER_QUEUE);
         let (changes, _) = broadcast::channel(CHANGE_FEED);
         Ok(Fleet {
@@ -80,6 +59,26 @@ impl Fleet {
             writer_inbox: Mutex::new(Some(inbox)),
             rental_floor_km,
         })
+    }
+
+    /// Takes in scooters registered in the database by someone else (a `scooters import`,
+    /// another server); returns how many. Cheap when there are none: one count.
+    pub async fn adopt_new(&self, db: &Db) -> anyhow::Result<usize> {
+        let stored = store::count_scooters(db).await?;
+        if stored <= self.read().len() as i64 {
+            return Ok(0);
+        }
+        let mut adopted = 0;
+        for (scooter, hash) in stored_scooters(db).await? {
+            if self.read().get(&scooter.scooter_id).is_some() {
+                continue;
+            }
+            if self.write().insert(scooter.clone(), hash) {
+                adopted += 1;
+                self.publish(ChangeKind::Registered, scooter);
+            }
+        }
+        Ok(adopted)
     }
 
     /// Reads the live index. Hold it briefly: writers wait meanwhile.
@@ -261,6 +260,33 @@ impl Fleet {
         }
         Err(ChangeError::NotAllowed { from, event })
     }
+}
+
+/// Every stored scooter, as the live index holds it.
+async fn stored_scooters(db: &Db) -> anyhow::Result<Vec<(Scooter, [u8; 32])>> {
+    let rows = store::all_scooters(db).await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let state = ScooterState::parse(&row.state, row.state_reason.as_deref())
+            .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
+        let hash = from_hex(&row.device_token_hash)
+            .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
+        entries.push((
+            Scooter {
+                scooter_id: row.scooter_id.into(),
+                state,
+                state_version: row.state_version,
+                lat: row.lat,
+                lon: row.lon,
+                range_km: row.range_km,
+                battery_pct: row.battery_pct,
+                last_seen_ms: row.last_seen_ms,
+                heard_ms: row.last_seen_ms,
+            },
+            hash,
+        ));
+    }
+    Ok(entries)
 }
 
 #[cfg(test)]

@@ -149,6 +149,15 @@ pub struct ScooterRow {
     pub last_seen_ms: i64,
 }
 
+/// How many scooters are registered.
+pub async fn count_scooters(db: &Db) -> Result<i64, sqlx::Error> {
+    db_run!(db, |pool| {
+        sqlx::query_scalar("select count(*) from scooters")
+            .fetch_one(pool)
+            .await
+    })
+}
+
 /// Every scooter, all states.
 pub async fn all_scooters(db: &Db) -> Result<Vec<ScooterRow>, sqlx::Error> {
     db_run!(db, |pool| {

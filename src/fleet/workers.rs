@@ -36,10 +36,22 @@ async fn tick(period: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     !stopped && !*shutdown.borrow()
 }
 
+/// Every this many sweeps, scooters registered outside this server are taken in.
+const SWEEPS_PER_ADOPTION: u64 = 10;
+
 async fn watch_silence(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.config.fleet_sweep_interval_ms.max(10));
     let timeout_ms = (state.config.silence_timeout_secs as i64).saturating_mul(1000);
+    let mut sweeps = 0u64;
     while tick(period, &mut shutdown).await {
+        sweeps += 1;
+        if sweeps % SWEEPS_PER_ADOPTION == 0 {
+            match state.fleet.adopt_new(&state.db).await {
+                Ok(0) => {}
+                Ok(adopted) => tracing::info!(adopted, "scooters registered elsewhere taken in"),
+                Err(err) => tracing::warn!(error = %err, "could not look for new scooters"),
+            }
+        }
         mark_silent(&state, timeout_ms).await;
     }
 }
