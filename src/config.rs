@@ -218,6 +218,15 @@ pub struct Config {
     )]
     pub telemetry_retention_interval_secs: u64,
 
+    /// How often the live view takes in state changes made by other servers sharing the
+    /// database, in milliseconds.
+    #[arg(
+        long,
+        env = "SCOOTFLEET_FLEET_FOLLOW_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
+    pub fleet_follow_interval_ms: u64,
+
     /// MQTT broker to take telemetry from, e.g. `mqtt://127.0.0.1:1883` (plain TCP; add
     /// `?client_id=…` to name this server's session). Scooters publish the same JSON as
     /// `POST /v1/telemetry` to `scootfleet/scooters/{scooter_id}/telemetry`; the broker

@@ -16,6 +16,9 @@ use crate::error::Error;
 /// How many requests may wait for the telemetry writer before senders wait too.
 const WRITER_QUEUE: usize = 4096;
 
+/// How far back each pass of [`Fleet::follow_states`] looks, in events.
+const STATE_LOOKBACK: i64 = 500;
+
 /// How many changes a slow listener may fall behind before it misses some.
 const CHANGE_FEED: usize = 16_384;
 
@@ -79,6 +82,36 @@ impl Fleet {
             }
         }
         Ok(adopted)
+    }
+
+    /// Takes in the state changes other servers sharing the database made since event
+    /// `cursor`, and returns the new cursor. Event ids are handed out before commit, so a
+    /// change may appear below the cursor a moment later: each pass looks back
+    /// [`STATE_LOOKBACK`] events too, and versions make applying one twice harmless.
+    pub async fn follow_states(&self, db: &Db, cursor: i64) -> anyhow::Result<i64> {
+        let rows = store::states_since(db, cursor.saturating_sub(STATE_LOOKBACK), 5_000).await?;
+        let mut newest = cursor;
+        for row in rows {
+            newest = newest.max(row.event_id);
+            let known = self
+                .read()
+                .get(&row.scooter_id)
+                .map(|s| s.state_version >= row.state_version);
+            if known != Some(false) {
+                // Already known, or registered elsewhere and not taken in yet.
+                continue;
+            }
+            let Some(state) = ScooterState::parse(&row.state, row.state_reason.as_deref()) else {
+                continue;
+            };
+            let changed = self
+                .write()
+                .apply_state(&row.scooter_id, state, row.state_version);
+            if let Some(scooter) = changed {
+                self.publish(ChangeKind::State, scooter);
+            }
+        }
+        Ok(newest)
     }
 
     /// Reads the live index. Hold it briefly: writers wait meanwhile.

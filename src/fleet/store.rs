@@ -149,6 +149,45 @@ pub struct ScooterRow {
     pub last_seen_ms: i64,
 }
 
+/// The newest state change's event id (0 when none): where following other servers starts.
+pub async fn last_event_id(db: &Db) -> Result<i64, sqlx::Error> {
+    db_run!(db, |pool| {
+        sqlx::query_scalar("select cast(coalesce(max(id), 0) as bigint) from scooter_events")
+            .fetch_one(pool)
+            .await
+    })
+}
+
+/// One recorded event and the state its scooter is in now.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StateSince {
+    pub event_id: i64,
+    pub scooter_id: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub state_version: i64,
+}
+
+/// The events recorded after `after_id` (in id order, at most `limit`), each with its
+/// scooter's current state and version.
+pub async fn states_since(
+    db: &Db,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<StateSince>, sqlx::Error> {
+    db_run!(db, |pool| {
+        sqlx::query_as(
+            "select e.id as event_id, s.scooter_id, s.state, s.state_reason, s.state_version \
+             from scooter_events e join scooters s on s.scooter_id = e.scooter_id \
+             where e.id > $1 order by e.id limit $2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })
+}
+
 /// How many scooters are registered.
 pub async fn count_scooters(db: &Db) -> Result<i64, sqlx::Error> {
     db_run!(db, |pool| {

@@ -23,6 +23,10 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandl
     }
     workers.extend(super::mqtt::spawn(state, shutdown.clone()));
     workers.push(tokio::spawn(watch_silence(state.clone(), shutdown.clone())));
+    workers.push(tokio::spawn(follow_other_servers(
+        state.clone(),
+        shutdown.clone(),
+    )));
     workers.push(tokio::spawn(expire_telemetry(state.clone(), shutdown)));
     workers
 }
@@ -73,6 +77,25 @@ pub async fn mark_silent(state: &AppState, timeout_ms: i64) {
             Err(ChangeError::Internal(err)) => {
                 tracing::warn!(%scooter_id, error = %err, "could not mark a silent scooter");
             }
+        }
+    }
+}
+
+/// Keeps the live index in step with state changes made by other servers sharing the
+/// database (a ride started through another server, an operator's event there).
+async fn follow_other_servers(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.config.fleet_follow_interval_ms.max(10));
+    let mut cursor = match store::last_event_id(&state.db).await {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the event log; following from the start");
+            0
+        }
+    };
+    while tick(period, &mut shutdown).await {
+        match state.fleet.follow_states(&state.db, cursor).await {
+            Ok(next) => cursor = next,
+            Err(err) => tracing::warn!(error = %err, "could not follow other servers' changes"),
         }
     }
 }
