@@ -722,17 +722,7 @@ mod scenarios {
         scooter(s, &op, "CS-1").await;
         let ana = rider(s, "ana@example.com").await;
         let ben = rider(s, "ben@example.com").await;
-        let answer = s
-            .post(
-                "/v1/reservations",
-                Some(&ana.token),
-                json!({"scooter_id": "CS-1"}),
-            )
-            .await;
-        let reservation = answer.expect(201)["reservation_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let reservation = reserve(s, &ana.token, "CS-1").await;
         s.clock.advance(Duration::minutes(9));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let path = format!("/v1/reservations/{reservation}");
@@ -749,17 +739,7 @@ mod scenarios {
         assert_eq!(nearby_ids(s, NEAR_PARIS).await, ["CS-1"]);
 
         // Cancelled by the rider: free again at once, for anyone.
-        let answer = s
-            .post(
-                "/v1/reservations",
-                Some(&ana.token),
-                json!({"scooter_id": "CS-1"}),
-            )
-            .await;
-        let reservation = answer.expect(201)["reservation_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let reservation = reserve(s, &ana.token, "CS-1").await;
         let path = format!("/v1/reservations/{reservation}");
         s.call(reqwest::Method::DELETE, &path, Some(&ben.token), None)
             .await
@@ -1046,17 +1026,7 @@ mod scenarios {
         scooter(s, &op, "CS-2").await;
         let ana = rider(s, "ana@example.com").await;
         let ben = rider(s, "ben@example.com").await;
-        let answer = s
-            .post(
-                "/v1/reservations",
-                Some(&ana.token),
-                json!({"scooter_id": "CS-1"}),
-            )
-            .await;
-        let reservation = answer.expect(201)["reservation_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let reservation = reserve(s, &ana.token, "CS-1").await;
         start_ride(s, &ana.token, "CS-2").await;
         let answer = s
             .get(&format!("/v1/reservations/{reservation}"), Some(&ana.token))

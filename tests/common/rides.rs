@@ -134,6 +134,21 @@ pub async fn start_ride(s: &TestServer, token: &str, scooter_id: &str) -> String
         .to_owned()
 }
 
+/// Reserves a scooter (201 expected); returns the reservation's id.
+pub async fn reserve(s: &TestServer, token: &str, scooter_id: &str) -> String {
+    let answer = s
+        .post(
+            "/v1/reservations",
+            Some(token),
+            json!({ "scooter_id": scooter_id }),
+        )
+        .await;
+    answer.expect(201)["reservation_id"]
+        .as_str()
+        .expect("reservation_id")
+        .to_owned()
+}
+
 /// Unlocks and confirms the unlock as the scooter would; returns the ride's id.
 pub async fn ride_on(s: &TestServer, token: &str, scooter: &Scooter) -> String {
     let ride = start_ride(s, token, &scooter.id).await;
