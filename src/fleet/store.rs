@@ -45,15 +45,15 @@ pub async fn insert_scooter(db: &Db, new: &NewScooter<'_>) -> Result<bool, Error
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(INSERT_EVENT)
-            .bind(new.scooter_id)
-            .bind(Event::AgencyDropOff.as_str())
-            .bind(None::<&str>)
-            .bind(available)
-            .bind(None::<&str>)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        log_event_on(
+            &mut Conn::from(&mut *tx),
+            new.scooter_id,
+            Event::AgencyDropOff,
+            None,
+            ScooterState::Available,
+            at,
+        )
+        .await?;
         sqlx::query(INSERT_POINT)
             .bind(new.scooter_id)
             .bind(at)
@@ -250,8 +250,8 @@ pub async fn change_state_on(
 ) -> Result<Option<i64>, sqlx::Error> {
     let from_reason = from.reason().map(Reason::as_str).unwrap_or("");
     let to_reason = to.reason().map(Reason::as_str);
-    conn_run!(conn, |c| {
-        let version: Option<i64> = sqlx::query_scalar(
+    let version: Option<i64> = conn_run!(conn, |c| {
+        sqlx::query_scalar(
             "update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
              where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
              returning state_version",
@@ -262,20 +262,33 @@ pub async fn change_state_on(
         .bind(from.as_str())
         .bind(from_reason)
         .fetch_optional(&mut *c)
-        .await?;
-        if version.is_some() {
-            sqlx::query(INSERT_EVENT)
-                .bind(scooter_id)
-                .bind(event.as_str())
-                .bind(from.as_str())
-                .bind(to.as_str())
-                .bind(to_reason)
-                .bind(at_ms)
-                .execute(&mut *c)
-                .await?;
-        }
-        Ok(version)
-    })
+        .await
+    })?;
+    if version.is_some() {
+        log_event_on(conn, scooter_id, event, Some(from), to, at_ms).await?;
+    }
+    Ok(version)
+}
+
+/// Appends `event` (from `from` to `to`) to the scooter's event log on `conn`.
+async fn log_event_on(
+    conn: &mut Conn<'_>,
+    scooter_id: &str,
+    event: Event,
+    from: Option<ScooterState>,
+    to: ScooterState,
+    at_ms: i64,
+) -> Result<(), sqlx::Error> {
+    conn_run!(conn, |c| sqlx::query(INSERT_EVENT)
+        .bind(scooter_id)
+        .bind(event.as_str())
+        .bind(from.map(ScooterState::as_str))
+        .bind(to.as_str())
+        .bind(to.reason().map(Reason::as_str))
+        .bind(at_ms)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))
 }
 
 /// Logs an event that leaves the scooter in `state` (e.g. `battery_charged` while available).
@@ -286,16 +299,18 @@ pub async fn record_event(
     state: ScooterState,
     at_ms: i64,
 ) -> Result<(), Error> {
-    db_run!(db, |pool| sqlx::query(INSERT_EVENT)
-        .bind(scooter_id)
-        .bind(event.as_str())
-        .bind(state.as_str())
-        .bind(state.as_str())
-        .bind(state.reason().map(Reason::as_str))
-        .bind(at_ms)
-        .execute(pool)
+    db_run!(db, |pool| {
+        let mut conn = pool.acquire().await?;
+        log_event_on(
+            &mut Conn::from(&mut *conn),
+            scooter_id,
+            event,
+            Some(state),
+            state,
+            at_ms,
+        )
         .await
-        .map(|_| ()))?;
+    })?;
     Ok(())
 }
 
