@@ -21,9 +21,15 @@ pub enum Backend {
 }
 
 /// A connection pool on one of the two supported engines.
+///
+/// SQLite takes one writer at a time: a second connection that tries to write sleeps in
+/// SQLite's busy handler (1, 2, 5 … 100 ms) until the lock is free, which is what made write
+/// latency spiky under load. So SQLite gets two pools on the same file: readers, and a single
+/// writer connection for write transactions ([`db_write!`]), where writers wait their turn
+/// in the pool's fair queue instead.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite { read: SqlitePool, write: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -35,7 +41,19 @@ pub enum Db {
 macro_rules! db_run {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// [`db_run!`] for a write transaction: on SQLite `$pool` is the single writer connection's
+/// pool, so concurrent writers queue rather than collide; on PostgreSQL it is the one pool.
+#[macro_export]
+macro_rules! db_write {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite { write: $pool, .. } => $body,
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
@@ -67,12 +85,23 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
+                let read = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
                     .map_err(ConnectError::Connect)?;
-                Ok(Db::Sqlite(pool))
+                // An in-memory database exists once per connection: there, one pool does all.
+                let write = if url.contains(":memory:") || url.contains("mode=memory") {
+                    read.clone()
+                } else {
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .connect_with(options)
+                        .await
+                        .map_err(ConnectError::Connect)?
+                };
+                Ok(Db::Sqlite { read, write })
             }
             "postgres" | "postgresql" => {
                 let options = PgConnectOptions::from_str(url).map_err(ConnectError::Connect)?;
@@ -90,7 +119,7 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         match self {
-            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Sqlite { .. } => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
     }
@@ -98,7 +127,7 @@ impl Db {
     /// Applies the migrations of this engine (`migrations/sqlite` or `migrations/postgres`).
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Db::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await,
             Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
         .map_err(ConnectError::Migrate)
@@ -113,7 +142,13 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        db_run!(self, |pool| pool.close().await)
+        match self {
+            Db::Sqlite { read, write } => {
+                write.close().await;
+                read.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// Reads a server setting kept in the database.

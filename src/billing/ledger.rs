@@ -140,43 +140,53 @@ pub async fn find(
 /// cannot race.
 pub async fn post(conn: &mut Conn<'_>, tx: &NewTransaction<'_>) -> Result<Posted, Error> {
     check_balanced(tx)?;
-    if let Some(existing) = find(conn, tx.kind, tx.reference).await? {
-        return Ok(Posted::Already(existing));
-    }
     let id = crate::ids::new_id("ltx");
     let at = tx.at.timestamp_millis();
-    conn_run!(conn, |c| {
-        sqlx::query(
+    // Three statements whatever the number of entries: the transaction (or nothing, when
+    // its kind and reference were posted before), its accounts, its entries.
+    let inserted: Option<String> = conn_run!(conn, |c| {
+        sqlx::query_scalar(
             "insert into ledger_transactions (id, kind, reference, rider_id, created_at_ms) \
-             values ($1, $2, $3, $4, $5)",
+             values ($1, $2, $3, $4, $5) on conflict (kind, reference) do nothing returning id",
         )
         .bind(&id)
         .bind(tx.kind.as_str())
         .bind(tx.reference)
         .bind(tx.rider_id)
         .bind(at)
-        .execute(&mut *c)
-        .await?;
-        for (code, cents) in tx.entries {
-            sqlx::query(
-                "insert into ledger_accounts (code, owner_id, currency, version, created_at_ms) \
-                 values ($1, null, $2, 0, $3) on conflict (code) do nothing",
-            )
-            .bind(*code)
-            .bind(tx.currency)
-            .bind(at)
-            .execute(&mut *c)
-            .await?;
-            sqlx::query(
-                "insert into ledger_entries (transaction_id, account_code, amount_cents) \
-                 values ($1, $2, $3)",
-            )
-            .bind(&id)
-            .bind(*code)
-            .bind(*cents)
-            .execute(&mut *c)
-            .await?;
-        }
+        .fetch_optional(&mut *c)
+        .await
+    })?;
+    if inserted.is_none() {
+        let existing = find(conn, tx.kind, tx.reference).await?;
+        return existing.map(Posted::Already).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "ledger transaction {} {} neither inserted nor found",
+                tx.kind.as_str(),
+                tx.reference
+            ))
+        });
+    }
+    conn_run!(conn, |c| {
+        let mut accounts = sqlx::QueryBuilder::new(
+            "insert into ledger_accounts (code, owner_id, currency, version, created_at_ms) ",
+        );
+        accounts.push_values(tx.entries, |mut row, (code, _)| {
+            row.push_bind(*code)
+                .push("null")
+                .push_bind(tx.currency)
+                .push("0")
+                .push_bind(at);
+        });
+        accounts.push(" on conflict (code) do nothing");
+        accounts.build().execute(&mut *c).await?;
+        let mut entries = sqlx::QueryBuilder::new(
+            "insert into ledger_entries (transaction_id, account_code, amount_cents) ",
+        );
+        entries.push_values(tx.entries, |mut row, (code, cents)| {
+            row.push_bind(&id).push_bind(*code).push_bind(*cents);
+        });
+        entries.build().execute(&mut *c).await?;
         Ok::<_, sqlx::Error>(())
     })?;
     Ok(Posted::New(id))

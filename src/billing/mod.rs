@@ -247,6 +247,24 @@ pub struct Wallet {
 }
 
 impl Wallet {
+    /// The wallet from its sums: balance in cents, pack minutes, and free-trial uses so far.
+    pub fn from_sums(
+        tariff: &Tariff,
+        balance_cents: i64,
+        pack_minutes: i64,
+        trial_uses: i64,
+    ) -> Self {
+        Wallet {
+            balance: from_cents(balance_cents),
+            pack_minutes,
+            free_trial_minutes: if trial_uses > 0 {
+                0
+            } else {
+                tariff.free_trial_minutes
+            },
+        }
+    }
+
     pub fn free_trial_available(&self) -> bool {
         self.free_trial_minutes > 0
     }

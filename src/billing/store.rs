@@ -14,6 +14,7 @@ use super::{from_cents, to_cents, Pack, RideCharge, Tariff, Wallet};
 use crate::conn_run;
 use crate::db::{Conn, Db};
 use crate::db_run;
+use crate::db_write;
 use crate::error::Error;
 
 /// The rider's wallet, read on `conn` (e.g. inside the caller's transaction) in one query:
@@ -37,15 +38,7 @@ pub async fn wallet_on(
         .fetch_one(&mut *c)
         .await
     })?;
-    Ok(Wallet {
-        balance: from_cents(balance),
-        pack_minutes,
-        free_trial_minutes: if trial_uses > 0 {
-            0
-        } else {
-            tariff.free_trial_minutes
-        },
-    })
+    Ok(Wallet::from_sums(tariff, balance, pack_minutes, trial_uses))
 }
 
 /// The rider's wallet: balance, pack minutes and free trial.
@@ -68,7 +61,7 @@ pub async fn record_top_up(
 ) -> Result<Wallet, Error> {
     let wallet_code = ledger::wallet_account(rider_id);
     let cents = to_cents(amount);
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut conn = Conn::from(&mut *tx);
         ledger::lock_wallet(&mut conn, rider_id, &tariff.currency, at).await?;
@@ -103,7 +96,7 @@ pub async fn buy_pack(
 ) -> Result<Wallet, Error> {
     let wallet_code = ledger::wallet_account(rider_id);
     let price = to_cents(pack.price);
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut conn = Conn::from(&mut *tx);
         ledger::lock_wallet(&mut conn, rider_id, &tariff.currency, at).await?;

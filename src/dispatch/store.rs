@@ -12,6 +12,7 @@ use super::{OpenTask, TaskStatus};
 use crate::clock::to_millis;
 use crate::db::Db;
 use crate::db_run;
+use crate::db_write;
 
 const COLUMNS: &str = "id, kind, scooter_id, lat, lon, range_km, status, crew_id, low_at_ms, \
     created_at_ms, assigned_at_ms, first_assigned_at_ms, accepted_at_ms, completed_at_ms, \
@@ -46,7 +47,7 @@ pub async fn open_task_if_armed(
          values ($1, 'battery_swap', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
          on conflict do nothing returning {COLUMNS}"
     );
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         // Crew first, then the scooter's flag: the order every task change locks them in.
         let mut taken = false;
@@ -313,7 +314,7 @@ pub async fn apply(
 ) -> Result<Applied, sqlx::Error> {
     let lock = format!("update tasks set status = status where id = $1 returning {COLUMNS}");
     let at = to_millis(now);
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         let Some(before): Option<Task> = sqlx::query_as(&lock)
             .bind(task_id)

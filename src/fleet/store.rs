@@ -3,7 +3,7 @@
 use super::{Event, Reading, Reason, ScooterState};
 use crate::db::{is_unique_violation, Conn, Db};
 use crate::error::Error;
-use crate::{conn_run, db_run};
+use crate::{conn_run, db_run, db_write};
 
 /// A scooter being registered; its first reading is its registration.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub async fn insert_scooter(db: &Db, new: &NewScooter<'_>) -> Result<bool, Error
     let at = r.recorded_at_ms;
     let available = ScooterState::Available.as_str();
     // An async block, so that `?` stops here and the unique violation can be recognised.
-    let result = db_run!(db, |pool| {
+    let result = db_write!(db, |pool| {
         async {
         let mut tx = pool.begin().await?;
         sqlx::query(
@@ -83,7 +83,7 @@ pub async fn insert_scooters(
     scooters: &[(&str, String, Reading)],
 ) -> Result<Vec<bool>, sqlx::Error> {
     let available = ScooterState::Available.as_str();
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut created = Vec::with_capacity(scooters.len());
         for (scooter_id, token_hash, r) in scooters {
@@ -219,7 +219,7 @@ pub async fn change_state(
     event: Event,
     at_ms: i64,
 ) -> Result<Option<i64>, Error> {
-    let version = db_run!(db, |pool| {
+    let version = db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         let version = change_state_on(
             &mut Conn::from(&mut *tx),
@@ -348,7 +348,7 @@ pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::E
         .iter()
         .flat_map(|g| g.points.iter().map(|p| (g.scooter_id, p, g.received_at_ms)))
         .collect();
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         // Many rows per statement: one round trip per thousand points, not per point.
         for chunk in rows.chunks(POINTS_PER_STATEMENT) {

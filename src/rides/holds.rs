@@ -9,7 +9,7 @@ use super::service::judge;
 use super::UnlockRefusal;
 use crate::app::AppState;
 use crate::db::{is_unique_violation, Conn};
-use crate::db_run;
+use crate::db_write;
 use crate::error::Error;
 use crate::fleet::{self, Event, ScooterState};
 
@@ -40,7 +40,7 @@ pub async fn reserve(
         expires_at_ms: now_ms + state.config.reservation_minutes as i64 * 60_000,
         closed_at_ms: None,
     };
-    let version = db_run!(&state.db, |pool| {
+    let version = db_write!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
         let mut conn = Conn::from(&mut *tx);
         if let Err(err) = reservations::insert_on(&mut conn, &row).await {
@@ -91,7 +91,7 @@ pub async fn release(
     status: &str,
 ) -> Result<bool, Error> {
     let now_ms = state.clock.now().timestamp_millis();
-    let outcome = db_run!(&state.db, |pool| {
+    let outcome = db_write!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
         let mut conn = Conn::from(&mut *tx);
         if !reservations::close_on(&mut conn, &reservation.id, status, now_ms).await? {

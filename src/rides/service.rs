@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::commands::{self, CommandKind};
-use super::reservations::{self, ReservationRow};
-use super::store::{self, NewRide, RideBill, RideRow};
+use super::reservations;
+use super::store::{self, Hold, NewRide, RideBill, RideRow};
 use super::{unlock_refusal, UnlockFacts, UnlockRefusal};
 use crate::app::AppState;
 use crate::billing::{self, RideCharge};
 use crate::db::{is_unique_violation, Conn};
-use crate::db_run;
+use crate::db_write;
 use crate::error::Error;
 use crate::fleet::{self, Event, ScooterState};
 
@@ -35,38 +35,47 @@ fn ride_not_active() -> Error {
 pub(super) struct Situation {
     pub(super) scooter: fleet::Scooter,
     pub(super) stored_state: ScooterState,
-    reservation: Option<ReservationRow>,
+    /// The active reservation on the scooter, whoever holds it.
+    reservation: Option<Hold>,
+    /// The rider's own active reservation, on whichever scooter.
+    pub(super) rider_hold: Option<Hold>,
 }
 
-/// Gathers the facts an unlock or reservation is judged on, refusing in the contract's
-/// order. `Ok(None)` never happens: the scooter either exists or is refused.
+/// Gathers the facts an unlock or reservation is judged on (one read of the database),
+/// refusing in the contract's order.
 pub(super) async fn judge(
     state: &AppState,
     rider_id: &str,
     scooter_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Situation, Error> {
-    let db = &state.db;
     let Some(scooter) = state.fleet.get(scooter_id) else {
         return Err(UnlockRefusal::ScooterNotFound.into());
     };
+    let wallet_account = billing::ledger::wallet_account(rider_id);
+    let stored = store::stored_facts(&state.db, rider_id, scooter_id, &wallet_account).await?;
     // The stored state is the truth when several servers share the database.
-    let stored_state = fleet::store::state_of(db, scooter_id)
-        .await?
-        .map(|(s, _)| s)
-        .unwrap_or(scooter.state);
-    let active = store::active_ride_of_rider(db, rider_id).await?;
-    let reservation = reservations::active_for_scooter(db, scooter_id).await?;
+    let stored_state = match &stored.scooter_state {
+        Some((name, reason)) => ScooterState::parse(name, reason.as_deref())
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown stored state {name}")))?,
+        None => scooter.state,
+    };
+    let reservation = stored.scooter_hold;
     let reserved_by_me = reservation.as_ref().is_some_and(|r| r.rider_id == rider_id);
     let free = match stored_state {
         ScooterState::Available => reservation.is_none(),
         ScooterState::Reserved => reserved_by_me,
         _ => false,
     };
-    let wallet = billing::store::wallet(db, &state.tariff, rider_id).await?;
+    let wallet = billing::Wallet::from_sums(
+        &state.tariff,
+        stored.balance_cents,
+        stored.pack_minutes,
+        stored.trial_uses,
+    );
     let facts = UnlockFacts {
         scooter_exists: true,
-        rider_has_active_ride: active.is_some(),
+        rider_has_active_ride: stored.rider_has_active_ride,
         service_open: state.hours.is_open(now),
         scooter_free_for_rider: free,
         range_at_or_above_floor: scooter.range_km >= state.fleet.rental_floor_km,
@@ -84,6 +93,7 @@ pub(super) async fn judge(
             scooter,
             stored_state,
             reservation,
+            rider_hold: stored.rider_hold,
         }),
     }
 }
@@ -111,10 +121,11 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         .filter(|r| r.rider_id == rider_id)
         .map(|r| r.id.clone());
     // A hold on another scooter ends when the rider rides off on this one.
-    let elsewhere = reservations::active_for_rider(&state.db, rider_id)
-        .await?
+    let elsewhere = situation
+        .rider_hold
+        .as_ref()
         .filter(|r| r.scooter_id != scooter_id);
-    let (version, freed) = db_run!(&state.db, |pool| {
+    let (version, freed) = db_write!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
         let mut conn = Conn::from(&mut *tx);
         if let Err(err) = store::insert_ride_on(&mut conn, &new).await {
@@ -129,7 +140,7 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
             reservations::close_on(&mut conn, reservation_id, "converted", now_ms).await?;
         }
         let mut freed = None;
-        if let Some(other) = &elsewhere {
+        if let Some(other) = elsewhere {
             if reservations::close_on(&mut conn, &other.id, "cancelled", now_ms).await? {
                 freed = fleet::store::change_state_on(
                     &mut conn,
@@ -176,9 +187,8 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
             .fleet
             .committed_state(&other, ScooterState::Available, version);
     }
-    store::ride(&state.db, &ride_id)
-        .await?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("ride {ride_id} vanished after commit")))
+    // The row just committed, without reading it back.
+    Ok(new.to_row())
 }
 
 /// The refusal for an unlock that met another ride at the unique indexes.
@@ -237,23 +247,10 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
     // Every started second counts, so that every started minute is billed.
     let duration_s = ((now_ms - ride.started_at_ms).max(0) + 999) / 1000;
     let receipt_id = crate::ids::new_id("rcpt");
-    let version = db_run!(&state.db, |pool| {
+    let (version, bill) = db_write!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
-        let mut conn = Conn::from(&mut *tx);
-        let closed = store::close_ride_on(
-            &mut conn,
-            &ride.id,
-            "ended",
-            now_ms,
-            (lat, lon),
-            duration_s,
-            None,
-        )
-        .await?;
-        if !closed {
-            drop(tx);
-            return Err(ride_not_active());
-        }
+        // The charge first (it takes the rider's wallet lock); closing the ride then decides:
+        // when another end got there first, nothing of this transaction commits.
         let charged = billing::store::charge_ride(
             Conn::from(&mut *tx),
             &state.tariff,
@@ -266,22 +263,28 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
         )
         .await?;
         let mut conn = Conn::from(&mut *tx);
-        let price = billing::money(charged.rate);
-        store::record_bill_on(
-            &mut conn,
-            &ride.id,
-            &RideBill {
-                billed_minutes: charged.breakdown.billed_minutes,
-                amount_cents: billing::to_cents(charged.breakdown.amount),
-                trial_minutes: charged.breakdown.free_trial_minutes,
-                pack_minutes: charged.breakdown.pack_minutes,
-                wallet_cents: billing::to_cents(charged.breakdown.wallet_amount),
-                vat_cents: billing::to_cents(charged.vat),
-                price_per_minute: &price,
-                receipt_id: &receipt_id,
-            },
-        )
-        .await?;
+        let bill = RideBill {
+            billed_minutes: charged.breakdown.billed_minutes,
+            amount_cents: billing::to_cents(charged.breakdown.amount),
+            trial_minutes: charged.breakdown.free_trial_minutes,
+            pack_minutes: charged.breakdown.pack_minutes,
+            wallet_cents: billing::to_cents(charged.breakdown.wallet_amount),
+            vat_cents: billing::to_cents(charged.vat),
+            price_per_minute: billing::money(charged.rate),
+            receipt_id: receipt_id.clone(),
+        };
+        let end = store::RideEnd {
+            status: super::RideStatus::Ended,
+            ended_at_ms: now_ms,
+            at: (lat, lon),
+            duration_s,
+            cancel_reason: None,
+            bill: Some(&bill),
+        };
+        if !store::close_ride_on(&mut conn, &ride.id, &end).await? {
+            drop(tx);
+            return Err(ride_not_active());
+        }
         let version = fleet::store::change_state_on(
             &mut conn,
             &ride.scooter_id,
@@ -313,7 +316,7 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
         )
         .await?;
         tx.commit().await?;
-        version
+        (version, bill)
     });
     match version {
         Some(version) => {
@@ -325,9 +328,23 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
             tracing::warn!(scooter = %ride.scooter_id, "ride ended on a scooter that was not on a trip")
         }
     }
-    store::ride(&state.db, &ride.id)
-        .await?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("ride {} vanished after commit", ride.id)))
+    // The row just committed, without reading it back.
+    Ok(RideRow {
+        status: super::RideStatus::Ended.as_str().to_owned(),
+        ended_at_ms: Some(now_ms),
+        end_lat: Some(lat),
+        end_lon: Some(lon),
+        duration_s: Some(duration_s),
+        billed_minutes: Some(bill.billed_minutes),
+        amount_cents: Some(bill.amount_cents),
+        trial_minutes: Some(bill.trial_minutes),
+        pack_minutes: Some(bill.pack_minutes),
+        wallet_cents: Some(bill.wallet_cents),
+        vat_cents: Some(bill.vat_cents),
+        price_per_minute: bill.price_per_minute,
+        receipt_id: Some(bill.receipt_id),
+        ..ride.clone()
+    })
 }
 
 /// Cancels, unbilled, a ride whose scooter never confirmed its unlock. Does nothing when
@@ -342,7 +359,7 @@ pub async fn cancel_unconfirmed(
         return Ok(());
     };
     let active = ride.status == super::RideStatus::Active.as_str();
-    let version = db_run!(&state.db, |pool| {
+    let version = db_write!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
         let mut conn = Conn::from(&mut *tx);
         if !commands::expire_on(&mut conn, command_id).await? {
@@ -351,18 +368,15 @@ pub async fn cancel_unconfirmed(
         let mut version = None;
         if active {
             let duration_s = (now_ms - ride.started_at_ms).max(0) / 1000;
-            let end = (ride.start_lat, ride.start_lon);
-            if store::close_ride_on(
-                &mut conn,
-                ride_id,
-                "cancelled",
-                now_ms,
-                end,
+            let end = store::RideEnd {
+                status: super::RideStatus::Cancelled,
+                ended_at_ms: now_ms,
+                at: (ride.start_lat, ride.start_lon),
                 duration_s,
-                Some(UNCONFIRMED_UNLOCK),
-            )
-            .await?
-            {
+                cancel_reason: Some(UNCONFIRMED_UNLOCK),
+                bill: None,
+            };
+            if store::close_ride_on(&mut conn, ride_id, &end).await? {
                 version = fleet::store::change_state_on(
                     &mut conn,
                     &ride.scooter_id,

@@ -92,6 +92,89 @@ pub async fn active_ride_on_scooter(db: &Db, scooter_id: &str) -> Result<Option<
         .await)?)
 }
 
+/// An active reservation, as the unlock checks see it.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    pub id: String,
+    pub rider_id: String,
+    pub scooter_id: String,
+}
+
+/// What the database says about a rider and a scooter before an unlock or a reservation.
+#[derive(Debug)]
+pub struct StoredFacts {
+    /// The scooter's stored state and reason, `None` when it is not registered.
+    pub scooter_state: Option<(String, Option<String>)>,
+    pub rider_has_active_ride: bool,
+    /// The active reservation on the scooter, whoever holds it.
+    pub scooter_hold: Option<Hold>,
+    /// The rider's own active reservation, on whichever scooter.
+    pub rider_hold: Option<Hold>,
+    pub balance_cents: i64,
+    pub pack_minutes: i64,
+    pub trial_uses: i64,
+}
+
+type FactsRow = (
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+);
+
+/// Reads everything an unlock is judged on in one round trip.
+pub async fn stored_facts(
+    db: &Db,
+    rider_id: &str,
+    scooter_id: &str,
+    wallet_account: &str,
+) -> Result<StoredFacts, Error> {
+    let row: FactsRow = db_run!(db, |pool| sqlx::query_as(
+        "select \
+           (select state from scooters where scooter_id = $1), \
+           (select state_reason from scooters where scooter_id = $1), \
+           (select count(*) from rides where rider_id = $2 and status = 'active'), \
+           (select id from reservations where scooter_id = $1 and status = 'active'), \
+           (select rider_id from reservations where scooter_id = $1 and status = 'active'), \
+           (select id from reservations where rider_id = $2 and status = 'active'), \
+           (select scooter_id from reservations where rider_id = $2 and status = 'active'), \
+           (select cast(coalesce(sum(amount_cents), 0) as bigint) from ledger_entries \
+             where account_code = $3), \
+           (select cast(coalesce(sum(minutes), 0) as bigint) from pack_minute_movements \
+             where rider_id = $2), \
+           (select count(*) from free_trial_uses where rider_id = $2)"
+    )
+    .bind(scooter_id)
+    .bind(rider_id)
+    .bind(wallet_account)
+    .fetch_one(pool)
+    .await)?;
+    let (state, reason, active, s_id, s_rider, r_id, r_scooter, balance, packs, trials) = row;
+    Ok(StoredFacts {
+        scooter_state: state.map(|state| (state, reason)),
+        rider_has_active_ride: active > 0,
+        scooter_hold: s_id.zip(s_rider).map(|(id, rider_id)| Hold {
+            id,
+            rider_id,
+            scooter_id: scooter_id.to_owned(),
+        }),
+        rider_hold: r_id.zip(r_scooter).map(|(id, scooter_id)| Hold {
+            id,
+            rider_id: rider_id.to_owned(),
+            scooter_id,
+        }),
+        balance_cents: balance,
+        pack_minutes: packs,
+        trial_uses: trials,
+    })
+}
+
 /// A ride about to start.
 #[derive(Debug)]
 pub struct NewRide<'a> {
@@ -103,6 +186,37 @@ pub struct NewRide<'a> {
     pub lon: f64,
     pub price_per_minute: &'a str,
     pub currency: &'a str,
+}
+
+impl NewRide<'_> {
+    /// The ride as [`insert_ride_on`] stores it.
+    pub fn to_row(&self) -> RideRow {
+        RideRow {
+            id: self.id.to_owned(),
+            rider_id: self.rider_id.to_owned(),
+            scooter_id: self.scooter_id.to_owned(),
+            status: super::RideStatus::Active.as_str().to_owned(),
+            started_at_ms: self.started_at_ms,
+            ended_at_ms: None,
+            start_lat: self.lat,
+            start_lon: self.lon,
+            end_lat: None,
+            end_lon: None,
+            price_per_minute: self.price_per_minute.to_owned(),
+            currency: self.currency.to_owned(),
+            duration_s: None,
+            billed_minutes: None,
+            amount_cents: None,
+            trial_minutes: None,
+            pack_minutes: None,
+            wallet_cents: None,
+            vat_cents: None,
+            receipt_id: None,
+            cancel_reason: None,
+            outside_zone_since_ms: None,
+            speed_limit_kmh: None,
+        }
+    }
 }
 
 /// Inserts an active ride; a unique violation means the rider or the scooter already has one.
@@ -126,70 +240,64 @@ pub async fn insert_ride_on(conn: &mut Conn<'_>, ride: &NewRide<'_>) -> Result<(
     })
 }
 
-/// Closes an active ride (`ended` or `cancelled`); false when it was no longer active.
-pub async fn close_ride_on(
-    conn: &mut Conn<'_>,
-    ride_id: &str,
-    status: &str,
-    ended_at_ms: i64,
-    end: (f64, f64),
-    duration_s: i64,
-    cancel_reason: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    conn_run!(conn, |c| {
-        sqlx::query(
-            "update rides set status = $1, ended_at_ms = $2, end_lat = $3, end_lon = $4, \
-             duration_s = $5, cancel_reason = $6 where id = $7 and status = 'active'",
-        )
-        .bind(status)
-        .bind(ended_at_ms)
-        .bind(end.0)
-        .bind(end.1)
-        .bind(duration_s)
-        .bind(cancel_reason)
-        .bind(ride_id)
-        .execute(&mut *c)
-        .await
-        .map(|done| done.rows_affected() == 1)
-    })
+/// How a ride ends: `ended` with its bill, or `cancelled` with the reason.
+#[derive(Debug)]
+pub struct RideEnd<'a> {
+    pub status: super::RideStatus,
+    pub ended_at_ms: i64,
+    pub at: (f64, f64),
+    pub duration_s: i64,
+    pub cancel_reason: Option<&'a str>,
+    pub bill: Option<&'a RideBill>,
 }
 
 /// The charge of an ended ride, as its receipt shows it.
 #[derive(Debug)]
-pub struct RideBill<'a> {
+pub struct RideBill {
     pub billed_minutes: i64,
     pub amount_cents: i64,
     pub trial_minutes: i64,
     pub pack_minutes: i64,
     pub wallet_cents: i64,
     pub vat_cents: i64,
-    pub price_per_minute: &'a str,
-    pub receipt_id: &'a str,
+    pub price_per_minute: String,
+    pub receipt_id: String,
 }
 
-pub async fn record_bill_on(
+/// Closes an active ride, with its bill when it has one, in one statement; false when it
+/// was no longer active.
+pub async fn close_ride_on(
     conn: &mut Conn<'_>,
     ride_id: &str,
-    bill: &RideBill<'_>,
-) -> Result<(), sqlx::Error> {
+    end: &RideEnd<'_>,
+) -> Result<bool, sqlx::Error> {
+    let bill = end.bill;
     conn_run!(conn, |c| {
         sqlx::query(
-            "update rides set billed_minutes = $1, amount_cents = $2, trial_minutes = $3, \
-             pack_minutes = $4, wallet_cents = $5, vat_cents = $6, price_per_minute = $7, \
-             receipt_id = $8 where id = $9",
+            "update rides set status = $1, ended_at_ms = $2, end_lat = $3, end_lon = $4, \
+             duration_s = $5, cancel_reason = $6, billed_minutes = $7, amount_cents = $8, \
+             trial_minutes = $9, pack_minutes = $10, wallet_cents = $11, vat_cents = $12, \
+             price_per_minute = coalesce($13, price_per_minute), receipt_id = $14 \
+             where id = $15 and status = 'active'",
         )
-        .bind(bill.billed_minutes)
-        .bind(bill.amount_cents)
-        .bind(bill.trial_minutes)
-        .bind(bill.pack_minutes)
-        .bind(bill.wallet_cents)
-        .bind(bill.vat_cents)
-        .bind(bill.price_per_minute)
-        .bind(bill.receipt_id)
+        .bind(end.status.as_str())
+        .bind(end.ended_at_ms)
+        .bind(end.at.0)
+        .bind(end.at.1)
+        .bind(end.duration_s)
+        .bind(end.cancel_reason)
+        .bind(bill.map(|b| b.billed_minutes))
+        .bind(bill.map(|b| b.amount_cents))
+        .bind(bill.map(|b| b.trial_minutes))
+        .bind(bill.map(|b| b.pack_minutes))
+        .bind(bill.map(|b| b.wallet_cents))
+        .bind(bill.map(|b| b.vat_cents))
+        .bind(bill.map(|b| b.price_per_minute.as_str()))
+        .bind(bill.map(|b| b.receipt_id.as_str()))
         .bind(ride_id)
         .execute(&mut *c)
         .await
-        .map(|_| ())
+        .map(|done| done.rows_affected() == 1)
     })
 }
 
