@@ -24,21 +24,37 @@ pub async fn wallet_on(
     tariff: &Tariff,
     rider_id: &str,
 ) -> Result<Wallet, Error> {
-    let (balance, pack_minutes, trial_uses): (i64, i64, i64) = conn_run!(conn, |c| {
-        sqlx::query_as(
-            "select \
-               (select cast(coalesce(sum(amount_cents), 0) as bigint) from ledger_entries \
-                 where account_code = $1), \
-               (select cast(coalesce(sum(minutes), 0) as bigint) from pack_minute_movements \
-                 where rider_id = $2), \
-               (select count(*) from free_trial_uses where rider_id = $2)",
-        )
-        .bind(ledger::wallet_account(rider_id))
-        .bind(rider_id)
-        .fetch_one(&mut *c)
-        .await
-    })?;
-    Ok(Wallet::from_sums(tariff, balance, pack_minutes, trial_uses))
+    Ok(wallet_and_charge_on(conn, tariff, rider_id, "").await?.0)
+}
+
+/// [`wallet_on`], and whether `ride_id` has been charged already, in the same query.
+async fn wallet_and_charge_on(
+    conn: &mut Conn<'_>,
+    tariff: &Tariff,
+    rider_id: &str,
+    ride_id: &str,
+) -> Result<(Wallet, bool), Error> {
+    let (balance, pack_minutes, trial_uses, charges): (i64, i64, i64, i64) =
+        conn_run!(conn, |c| {
+            sqlx::query_as(
+                "select \
+                   (select cast(coalesce(sum(amount_cents), 0) as bigint) from ledger_entries \
+                     where account_code = $1), \
+                   (select cast(coalesce(sum(minutes), 0) as bigint) from pack_minute_movements \
+                     where rider_id = $2), \
+                   (select count(*) from free_trial_uses where rider_id = $2), \
+                   (select count(*) from ride_charges where ride_id = $3)",
+            )
+            .bind(ledger::wallet_account(rider_id))
+            .bind(rider_id)
+            .bind(ride_id)
+            .fetch_one(&mut *c)
+            .await
+        })?;
+    Ok((
+        Wallet::from_sums(tariff, balance, pack_minutes, trial_uses),
+        charges > 0,
+    ))
 }
 
 /// The rider's wallet: balance, pack minutes and free trial.
@@ -264,10 +280,12 @@ pub async fn charge_ride(
 ) -> Result<ChargedRide, Error> {
     let conn = &mut conn;
     ledger::lock_wallet(conn, ride.rider_id, &tariff.currency, ride.at).await?;
-    if let Some(done) = charged_on(conn, ride.ride_id).await? {
-        return Ok(done);
+    let (wallet, charged) = wallet_and_charge_on(conn, tariff, ride.rider_id, ride.ride_id).await?;
+    if charged {
+        if let Some(done) = charged_on(conn, ride.ride_id).await? {
+            return Ok(done);
+        }
     }
-    let wallet = wallet_on(conn, tariff, ride.rider_id).await?;
     let duration_s = ride.duration_s.max(0);
     let breakdown = pricing::split(
         pricing::billed_minutes(duration_s),
