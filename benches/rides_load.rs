@@ -1,7 +1,8 @@
 //! Rides through HTTP on a real server (SQLite, or PostgreSQL too with
-//! SCOOTFLEET_TEST_POSTGRES): unlock + end as fast as they go (peak rides/s), then at a fixed
-//! offered rate (500 rides/s) with per-call latency, then 1,000 riders racing for one
-//! scooter. Client and server share the machine.
+//! SCOOTFLEET_TEST_POSTGRES): one ride at a time (what a call costs unqueued), unlock + end
+//! as fast as they go (peak rides/s), then at a fixed offered rate (500 rides/s) with
+//! per-call latency, then 1,000 riders racing for one scooter. Client and server share the
+//! machine.
 //!
 //! `cargo bench --bench rides_load` (add `--profile dev` for a quick, unoptimised run;
 //! `RIDES_BENCH_DB_CONNECTIONS` sets the pool size, 16 by default).
@@ -21,6 +22,8 @@ use serde_json::json;
 const PAIRS: usize = 64;
 /// Rides per pair in the peak phase.
 const RIDES_PER_PAIR: usize = 40;
+/// Rides in the one-at-a-time phase.
+const SEQUENTIAL_RIDES: usize = 300;
 /// Offered rate and length of the paced phase.
 const OFFERED_PER_S: u64 = 500;
 const PACED_RIDES: usize = 5_000;
@@ -87,6 +90,23 @@ async fn main() {
             pairs.push((rider(&server, i).await, format!("RB-{i}")));
         }
         let pairs = Arc::new(pairs);
+
+        // One at a time: what a call costs when nothing waits in front of it.
+        let (mut unlocks, mut ends) = (Vec::new(), Vec::new());
+        for _ in 0..SEQUENTIAL_RIDES {
+            let [unlock, end] = ride(&server, &pairs[0].0, &pairs[0].1).await;
+            unlocks.push(unlock);
+            ends.push(end);
+        }
+        unlocks.sort();
+        ends.sort();
+        println!(
+            "{backend:?}: one ride at a time: unlock p50 {:.2} ms, p99 {:.2} ms; end p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&unlocks, 0.50),
+            percentile(&unlocks, 0.99),
+            percentile(&ends, 0.50),
+            percentile(&ends, 0.99)
+        );
 
         // Peak: every pair rides again as soon as its last ride ended.
         let started = Instant::now();
