@@ -165,7 +165,7 @@ impl Db {
     ///
     /// Several servers starting at once on one database all end up with the same value.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, sqlx::Error> {
-        db_run!(self, |pool| {
+        db_write!(self, |pool| {
             sqlx::query(
                 "insert into settings (key, value) values ($1, $2) on conflict (key) do nothing",
             )
@@ -182,7 +182,7 @@ impl Db {
 
     /// Stores `value` under `key`, replacing any previous value.
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        db_run!(self, |pool| {
+        db_write!(self, |pool| {
             sqlx::query(
                 "insert into settings (key, value) values ($1, $2) \
                  on conflict (key) do update set value = excluded.value",

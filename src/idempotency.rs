@@ -38,6 +38,7 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::db::Db;
 use crate::db_run;
+use crate::db_write;
 use crate::error::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -163,7 +164,7 @@ async fn claim(
     let now_ms = now.timestamp_millis();
     let deadline = tokio::time::Instant::now() + WAIT_FOR_ANSWER;
     loop {
-        let inserted = db_run!(db, |pool| sqlx::query(
+        let inserted = db_write!(db, |pool| sqlx::query(
             "insert into idempotency_keys (account_id, key, fingerprint, created_at_ms) \
              values ($1, $2, $3, $4) on conflict (account_id, key) do nothing"
         )
@@ -197,7 +198,7 @@ async fn claim(
             return Ok(Claim::Answered(replay(status, stored.content_type, body)));
         }
         if stored.created_at_ms < (now - STALE_CLAIM).timestamp_millis() {
-            let taken = db_run!(db, |pool| sqlx::query(
+            let taken = db_write!(db, |pool| sqlx::query(
                 "update idempotency_keys set created_at_ms = $1 \
                  where account_id = $2 and key = $3 and created_at_ms = $4 and status_code is null"
             )
@@ -236,7 +237,7 @@ async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Respo
         }
     };
     let stored = if parts.status.is_server_error() {
-        db_run!(db, |pool| sqlx::query(
+        db_write!(db, |pool| sqlx::query(
             "delete from idempotency_keys where account_id = $1 and key = $2"
         )
         .bind(account_id)
@@ -251,7 +252,7 @@ async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Respo
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        db_run!(db, |pool| sqlx::query(
+        db_write!(db, |pool| sqlx::query(
             "update idempotency_keys set status_code = $1, content_type = $2, body = $3 \
              where account_id = $4 and key = $5"
         )
@@ -273,7 +274,7 @@ async fn keep(db: &Db, account_id: &str, key: &str, response: Response) -> Respo
 /// Deletes the answers kept longer than [`RETENTION`]; returns how many.
 pub async fn purge(db: &Db, now: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
     let before = (now - RETENTION).timestamp_millis();
-    Ok(db_run!(db, |pool| sqlx::query(
+    Ok(db_write!(db, |pool| sqlx::query(
         "delete from idempotency_keys where created_at_ms < $1"
     )
     .bind(before)

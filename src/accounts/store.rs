@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::auth::{hash_password, Role};
 use crate::db::{is_unique_violation, Db};
 use crate::db_run;
+use crate::db_write;
 use crate::error::Error;
 
 /// A new account, password already hashed.
@@ -29,7 +30,7 @@ pub struct Credentials {
 
 /// Inserts an account; `Ok(false)` when the email is already taken.
 pub async fn insert_account(db: &Db, account: &NewAccount<'_>) -> Result<bool, Error> {
-    let result = db_run!(db, |pool| {
+    let result = db_write!(db, |pool| {
         sqlx::query(
             "insert into accounts (id, email, password_hash, role, display_name, marketing_opt_in, created_at_ms) \
              values ($1, $2, $3, $4, $5, $6, $7)",

@@ -299,7 +299,7 @@ pub async fn record_event(
     state: ScooterState,
     at_ms: i64,
 ) -> Result<(), Error> {
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         let mut conn = pool.acquire().await?;
         log_event_on(
             &mut Conn::from(&mut *conn),

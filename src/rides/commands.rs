@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::db::{Conn, Db};
 use crate::error::Error;
-use crate::{conn_run, db_run};
+use crate::{conn_run, db_run, db_write};
 
 /// What a scooter is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +111,7 @@ pub async fn queue(
     payload: &Value,
     now_ms: i64,
 ) -> Result<String, Error> {
-    Ok(db_run!(db, |pool| {
+    Ok(db_write!(db, |pool| {
         let mut conn = pool.acquire().await?;
         queue_on(
             &mut Conn::from(&mut *conn),
@@ -148,7 +148,7 @@ pub enum Ack {
 }
 
 pub async fn ack(db: &Db, scooter_id: &str, command_id: &str, now_ms: i64) -> Result<Ack, Error> {
-    let row: Option<CommandRow> = db_run!(db, |pool| {
+    let row: Option<CommandRow> = db_write!(db, |pool| {
         sqlx::query(
             "update device_commands set status = 'acked', acked_at_ms = $1 \
              where id = $2 and scooter_id = $3 and status = 'pending'",
@@ -223,7 +223,7 @@ pub async fn claim_unpublished(
     now_ms: i64,
     limit: i64,
 ) -> Result<Vec<(String, Command)>, Error> {
-    let rows: Vec<(String, String, String, String, String, i64)> = db_run!(db, |pool| {
+    let rows: Vec<(String, String, String, String, String, i64)> = db_write!(db, |pool| {
         sqlx::query_as(
             "update device_commands set published_at_ms = $1 \
              where published_at_ms is null and status = 'pending' and id in \

@@ -5,7 +5,7 @@
 
 use crate::db::{Conn, Db};
 use crate::error::Error;
-use crate::{conn_run, db_run};
+use crate::{conn_run, db_run, db_write};
 
 const RIDE_COLUMNS: &str = "id, rider_id, scooter_id, status, started_at_ms, ended_at_ms, \
      start_lat, start_lon, end_lat, end_lon, price_per_minute, currency, duration_s, \
@@ -311,7 +311,7 @@ pub async fn insert_ride_event(
     at_ms: i64,
 ) -> Result<(), Error> {
     let id = crate::ids::new_id("rev");
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         sqlx::query(
         "insert into ride_events (id, ride_id, kind, lat, lon, at_ms) values ($1, $2, $3, $4, $5, $6)"
     )
@@ -340,7 +340,7 @@ pub async fn ride_events(db: &Db, ride_id: &str) -> Result<Vec<(String, f64, f64
 
 /// Marks since when an active ride has been outside the service area (`None`: back inside).
 pub async fn set_outside_zone(db: &Db, ride_id: &str, since_ms: Option<i64>) -> Result<(), Error> {
-    db_run!(db, |pool| sqlx::query(
+    db_write!(db, |pool| sqlx::query(
         "update rides set outside_zone_since_ms = $1 where id = $2 and status = 'active'"
     )
     .bind(since_ms)
@@ -353,7 +353,7 @@ pub async fn set_outside_zone(db: &Db, ride_id: &str, since_ms: Option<i64>) -> 
 
 /// Remembers the speed limit last commanded for an active ride.
 pub async fn set_speed_limit(db: &Db, ride_id: &str, kmh: Option<f64>) -> Result<(), Error> {
-    db_run!(db, |pool| sqlx::query(
+    db_write!(db, |pool| sqlx::query(
         "update rides set speed_limit_kmh = $1 where id = $2 and status = 'active'"
     )
     .bind(kmh)
