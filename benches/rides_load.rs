@@ -5,7 +5,8 @@
 //! machine.
 //!
 //! `cargo bench --bench rides_load` (add `--profile dev` for a quick, unoptimised run;
-//! `RIDES_BENCH_DB_CONNECTIONS` sets the pool size, 16 by default).
+//! `RIDES_BENCH_DB_CONNECTIONS` sets the pool size, 16 by default; `RIDES_BENCH_ONLY=sqlite`
+//! or `postgres` runs one backend).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -70,7 +71,13 @@ async fn ride(s: &TestServer, rider: &str, scooter: &str) -> [Duration; 2] {
 
 #[tokio::main]
 async fn main() {
-    for backend in backends() {
+    // `RIDES_BENCH_ONLY=sqlite` or `=postgres` runs one backend.
+    let only = std::env::var("RIDES_BENCH_ONLY").ok();
+    let chosen = backends().into_iter().filter(|backend| {
+        only.as_deref()
+            .is_none_or(|name| format!("{backend:?}").eq_ignore_ascii_case(name))
+    });
+    for backend in chosen {
         let server = Arc::new(
             TestServer::start_with(backend, |c| {
                 c.db_max_connections = std::env::var("RIDES_BENCH_DB_CONNECTIONS")
