@@ -10,7 +10,7 @@ use crate::{conn_run, db_run};
 const RIDE_COLUMNS: &str = "id, rider_id, scooter_id, status, started_at_ms, ended_at_ms, \
      start_lat, start_lon, end_lat, end_lon, price_per_minute, currency, duration_s, \
      billed_minutes, amount_cents, trial_minutes, pack_minutes, wallet_cents, vat_cents, \
-     receipt_id, cancel_reason, outside_zone_since_ms, speed_limit_kmh";
+     receipt_id, cancel_reason, outside_zone_since_ms, speed_limit_kmh, vat_rate";
 
 /// A ride as stored.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -38,6 +38,8 @@ pub struct RideRow {
     pub cancel_reason: Option<String>,
     pub outside_zone_since_ms: Option<i64>,
     pub speed_limit_kmh: Option<f64>,
+    /// The VAT rate the ride was charged at (a fraction, e.g. "0.2"); absent before it is.
+    pub vat_rate: Option<String>,
 }
 
 pub async fn ride(db: &Db, ride_id: &str) -> Result<Option<RideRow>, Error> {
@@ -164,6 +166,7 @@ pub struct RideBill<'a> {
     pub wallet_cents: i64,
     pub vat_cents: i64,
     pub price_per_minute: &'a str,
+    pub vat_rate: &'a str,
     pub receipt_id: &'a str,
 }
 
@@ -176,7 +179,7 @@ pub async fn record_bill_on(
         sqlx::query(
             "update rides set billed_minutes = $1, amount_cents = $2, trial_minutes = $3, \
              pack_minutes = $4, wallet_cents = $5, vat_cents = $6, price_per_minute = $7, \
-             receipt_id = $8 where id = $9",
+             receipt_id = $8, vat_rate = $9 where id = $10",
         )
         .bind(bill.billed_minutes)
         .bind(bill.amount_cents)
@@ -186,6 +189,7 @@ pub async fn record_bill_on(
         .bind(bill.vat_cents)
         .bind(bill.price_per_minute)
         .bind(bill.receipt_id)
+        .bind(bill.vat_rate)
         .bind(ride_id)
         .execute(&mut *c)
         .await
