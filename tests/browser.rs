@@ -1,6 +1,7 @@
 //! The operator console in a real browser: `tests/browser/console.mjs` (node:test and
 //! playwright-core driving headless Chromium) signs in, sees the seeded fleet drawn, sends a
-//! telemetry point and sees the marker move. Runs when the console is built and the browser
+//! telemetry point and sees the marker move, clicks a scooter on a ride and sees the ride,
+//! edits the tariff through its form (a refused field first). Runs when the console is built and the browser
 //! and test packages are installed; otherwise says what is missing and how to get it.
 
 mod common;
@@ -78,6 +79,16 @@ async fn the_console_draws_the_fleet_and_follows_it_live() {
         let token = register(&s, &operator, &id, lat, lon, range_km).await;
         devices.push(json!({"scooter_id": id, "device_token": token, "lat": lat, "lon": lon}));
     }
+    // A rider on CS-0002, for the click panel to show the ride.
+    let (_, rider) = s.signup("browser-rider@example.com").await;
+    let ride = common::rides::start_ride(&s, &rider, "CS-0002").await;
+    let on_ride = &devices[2];
+    let scooter = common::rides::Scooter {
+        id: "CS-0002".into(),
+        device: on_ride["device_token"].as_str().expect("token").to_owned(),
+    };
+    common::rides::ack_unlock(&s, &scooter).await;
+    let riding = json!({"scooter_id": "CS-0002", "ride_id": ride, "lat": on_ride["lat"], "lon": on_ride["lon"]});
     let screenshot = std::env::var("SCOOTFLEET_SCREENSHOT")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target/console-e2e.png"));
@@ -90,6 +101,7 @@ async fn the_console_draws_the_fleet_and_follows_it_live() {
         .env("SCOOTFLEET_OPERATOR_EMAIL", OPERATOR_EMAIL)
         .env("SCOOTFLEET_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
         .env("SCOOTFLEET_DEVICES", json!(devices).to_string())
+        .env("SCOOTFLEET_RIDE", riding.to_string())
         .env("SCOOTFLEET_SCREENSHOT", &screenshot)
         .env("CHROMIUM_PATH", &chromium);
     let output = tokio::task::spawn_blocking(move || command.output())

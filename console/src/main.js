@@ -4,6 +4,7 @@ import './style.css';
 import { ApiError, get, getAllPages, post, put, setToken, token } from './api.js';
 import { subscribe } from './live.js';
 import { STATE_COLOURS, createMap, rangeColours, setColourMode } from './map.js';
+import { loadTariff, wireTariff } from './tariff.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -221,29 +222,34 @@ async function loadHours() {
   }
 }
 
-async function loadPrices() {
+// The click panel: the scooter as the operator endpoint tells it now, with its current ride
+// (no rider identity) or its unfinished swap task.
+async function showScooter(id) {
+  const selected = $('#selected');
+  selected.dataset.scooter = id;
   try {
-    const { packs } = await get('/v1/packs');
-    $('#packs').replaceChildren(
-      ...packs.map((p) => {
-        const item = document.createElement('li');
-        item.textContent = `${p.minutes} minutes for ${p.price} ${p.currency}`;
-        return item;
-      }),
-    );
-  } catch (error) {
-    showError('tariff', error);
-  }
-  try {
-    // The public pricing feed states the per-minute rate in force.
-    const feed = await get('/gbfs/v3/system_pricing_plans.json');
-    const plan = feed.data.plans[0];
-    describe($('#tariff'), [
-      ['per minute', `${plan.per_min_pricing[0].rate.toFixed(2)} ${plan.currency}`],
-      ['unlock fee', `${Number(plan.price).toFixed(2)} ${plan.currency}`],
+    const s = await get(`/v1/ops/scooters/${encodeURIComponent(id)}`);
+    if (selected.dataset.scooter !== id) return;
+    const ride = s.current_ride;
+    const task = s.open_task;
+    describe(selected, [
+      ['scooter', s.scooter_id],
+      ['state', s.state_reason ? `${s.state} (${s.state_reason.replaceAll('_', ' ')})` : s.state],
+      ['range', `${Number(s.range_km).toFixed(1)} km`],
+      ['battery', `${s.battery_pct} %`],
+      ['last seen', s.last_seen_at],
+      ...(ride
+        ? [
+            ['ride', ride.ride_id],
+            ['ride started', ride.started_at],
+            ['minutes so far', ride.minutes_so_far],
+            ['ride price', `${ride.price_per_minute} ${ride.currency} a minute`],
+          ]
+        : [['ride', 'none']]),
+      ['swap task', task ? `${task.status}${task.crew_id ? ` (crew ${task.crew_id})` : ''}, since ${task.created_at}` : 'none'],
     ]);
   } catch (error) {
-    showError('tariff', error);
+    describe(selected, [['scooter', id], ['error', error.message]]);
   }
 }
 
@@ -270,18 +276,8 @@ function wirePanels() {
       put('/v1/ops/hours', { timezone: form.timezone.value, open: form.open.value, close: form.close.value }),
     );
   });
-  map.on('click', 'scooters', (event) => {
-    const s = event.features[0].properties;
-    const task = tasks.find((t) => t.scooter_id === s.scooter_id);
-    describe($('#selected'), [
-      ['scooter', s.scooter_id],
-      ['state', s.state],
-      ['range', `${Number(s.range_km).toFixed(1)} km`],
-      ['battery', `${s.battery_pct} %`],
-      ['last seen', s.last_seen_at],
-      ['swap task', task ? `${task.status}${task.crew_id ? ` (crew ${task.crew_id})` : ''}` : 'none'],
-    ]);
-  });
+  map.on('click', 'scooters', (event) => showScooter(event.features[0].properties.scooter_id));
+  wireTariff();
   map.on('mouseenter', 'scooters', () => (map.getCanvas().style.cursor = 'pointer'));
   map.on('mouseleave', 'scooters', () => (map.getCanvas().style.cursor = ''));
 }
@@ -297,7 +293,7 @@ async function start() {
   window.scootfleetConsole = { map, scooters, applyScooter };
   wirePanels();
   legend('range');
-  await Promise.all([loadFleet(), loadZones(), loadTasksAndCrews(), loadNumbers(), loadHours(), loadPrices()]);
+  await Promise.all([loadFleet(), loadZones(), loadTasksAndCrews(), loadNumbers(), loadHours(), loadTariff()]);
   subscribe('/v1/ops/live', onLiveEvent, (up) => {
     $('#live-status').classList.toggle('up', up);
     if (up) loadFleet();
