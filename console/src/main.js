@@ -3,7 +3,7 @@
 import './style.css';
 import { ApiError, get, getAllPages, post, put, setToken, token } from './api.js';
 import { subscribe } from './live.js';
-import { STATE_COLOURS, createMap, rangeColours, setColourMode } from './map.js';
+import { SCOOTER_LAYERS, STATE_COLOURS, createMap, rangeColours, setColourMode } from './map.js';
 import { loadTariff, wireTariff } from './tariff.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -290,7 +290,7 @@ async function start() {
   config = await get('/console/config.json');
   map = await createMap($('#map'), config);
   // For the browser test and load checks: the map, the fleet as drawn, and the live entry point.
-  window.scootfleetConsole = { map, scooters, applyScooter };
+  window.scootfleetConsole = { map, scooters, applyScooter, scooterLayers: SCOOTER_LAYERS };
   wirePanels();
   legend('range');
   await Promise.all([loadFleet(), loadZones(), loadTasksAndCrews(), loadNumbers(), loadHours(), loadTariff()]);

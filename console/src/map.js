@@ -33,6 +33,9 @@ function colourExpression(mode, config) {
   ];
 }
 
+// The layers scooters are drawn in.
+export const SCOOTER_LAYERS = ['scooters'];
+
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
 export function createMap(container, config) {
