@@ -191,7 +191,10 @@ async fn a_live_move_shows_quickly_with_a_large_fleet() {
     let mut config = scootfleet::config::Config::for_database(&database.url);
     config.operator_email = Some(OPERATOR_EMAIL.into());
     config.operator_password = Some(scootfleet::config::Secret::new(OPERATOR_PASSWORD));
-    config.console_dir = root.join("console/dist");
+    // Another build of the console may be compared with SCOOTFLEET_CONSOLE_DIR.
+    config.console_dir = std::env::var_os("SCOOTFLEET_CONSOLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("console/dist"));
     let s = TestServer::start_on(Backend::Sqlite, database, config).await;
     s.clock.set(chrono::Utc::now());
     let operator = s.operator_token().await;

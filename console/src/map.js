@@ -33,8 +33,9 @@ function colourExpression(mode, config) {
   ];
 }
 
-// The layers scooters are drawn in.
-export const SCOOTER_LAYERS = ['scooters'];
+// The layers scooters are drawn in: the whole fleet as last loaded, and on top of it the
+// scooters changed since (see main.js: a change never re-tiles the whole fleet).
+export const SCOOTER_LAYERS = ['scooters', 'scooters-live'];
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
@@ -67,8 +68,10 @@ export function createMap(container, config) {
       for (const name of ['zones', 'tasks', 'crews']) {
         map.addSource(name, { type: 'geojson', data: EMPTY });
       }
-      // Scooters are keyed by their id, so live changes update only what changed.
+      // Scooters are keyed by their id, so a changed one can be hidden in the big source
+      // (a feature state: no re-tiling) while the small live source draws it anew.
       map.addSource('scooters', { type: 'geojson', data: EMPTY, promoteId: 'scooter_id' });
+      map.addSource('scooters-live', { type: 'geojson', data: EMPTY, promoteId: 'scooter_id' });
       map.addLayer({
         id: 'service-area',
         type: 'fill',
@@ -103,17 +106,22 @@ export function createMap(container, config) {
         source: 'tasks',
         paint: { 'line-color': '#f49d37', 'line-width': 1.5, 'line-dasharray': [2, 2] },
       });
-      map.addLayer({
-        id: 'scooters',
-        type: 'circle',
-        source: 'scooters',
-        paint: {
-          'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 2, 14, 5, 17, 8],
-          'circle-color': colourExpression('range', config),
-          'circle-stroke-width': 0.5,
-          'circle-stroke-color': '#ffffff',
-        },
-      });
+      const hiddenWhenMoved = ['case', ['boolean', ['feature-state', 'moved'], false], 0, 1];
+      for (const [id, source] of [['scooters', 'scooters'], ['scooters-live', 'scooters-live']]) {
+        map.addLayer({
+          id,
+          type: 'circle',
+          source,
+          paint: {
+            'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 2, 14, 5, 17, 8],
+            'circle-color': colourExpression('range', config),
+            'circle-stroke-width': 0.5,
+            'circle-stroke-color': '#ffffff',
+            'circle-opacity': hiddenWhenMoved,
+            'circle-stroke-opacity': hiddenWhenMoved,
+          },
+        });
+      }
       map.addLayer({
         id: 'crews',
         type: 'circle',
@@ -131,5 +139,7 @@ export function createMap(container, config) {
 }
 
 export function setColourMode(map, mode, config) {
-  map.setPaintProperty('scooters', 'circle-color', colourExpression(mode, config));
+  for (const layer of SCOOTER_LAYERS) {
+    map.setPaintProperty(layer, 'circle-color', colourExpression(mode, config));
+  }
 }

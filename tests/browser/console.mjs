@@ -50,7 +50,10 @@ function renderedScooters(page) {
   return page.evaluate(() => {
     const map = window.scootfleetConsole?.map;
     if (!map || !map.getLayer('scooters')) return [];
-    return map.queryRenderedFeatures({ layers: ['scooters'] }).map((f) => ({
+    return map
+      .queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers })
+      .filter((f) => !f.state?.moved)
+      .map((f) => ({
       id: f.properties.scooter_id,
       lon: f.geometry.coordinates[0],
       lat: f.geometry.coordinates[1],
@@ -83,7 +86,7 @@ test('the console draws the fleet and follows it live', async () => {
     await page.waitForFunction(
       (n) => {
         const map = window.scootfleetConsole?.map;
-        return map && map.queryRenderedFeatures({ layers: ['scooters'] }).length >= n;
+        return map && map.queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers }).length >= n;
       },
       devices.length,
       { timeout: 20000 },
@@ -101,7 +104,10 @@ test('the console draws the fleet and follows it live', async () => {
     await page.waitForFunction(
       ({ id, lat, lon }) => {
         const map = window.scootfleetConsole?.map;
-        const f = map.queryRenderedFeatures({ layers: ['scooters'] }).find((x) => x.properties.scooter_id === id);
+        // A moved scooter is hidden where it was (a feature state) and drawn where it is.
+        const f = map
+          .queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers })
+          .find((x) => x.properties.scooter_id === id && !x.state?.moved);
         return f && Math.abs(f.geometry.coordinates[1] - lat) < 1e-4 && Math.abs(f.geometry.coordinates[0] - lon) < 1e-4;
       },
       { id: mover.scooter_id, ...target },

@@ -25,6 +25,32 @@ async function sendPoint(device, lat, lon) {
   if (response.status !== 202) throw new Error(`telemetry answered ${response.status}`);
 }
 
+// The live stream as a second console would read it, to split each delay into the server's
+// part (telemetry in, event out) and the browser's (event in, marker drawn).
+const heard = new Map();
+async function listen() {
+  const login = await fetch(`${base}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      email: process.env.SCOOTFLEET_OPERATOR_EMAIL,
+      password: process.env.SCOOTFLEET_OPERATOR_PASSWORD,
+    }),
+  });
+  const { access_token: token } = await login.json();
+  const response = await fetch(`${base}/v1/ops/live`, { headers: { Authorization: `Bearer ${token}` } });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      for (const match of value.matchAll(/"scooter_id":"([^"]+)"/g)) heard.set(match[1], performance.now());
+    }
+  })().catch(() => {});
+  return reader;
+}
+const stream = await listen();
+
 const browser = await chromium.launch({
   executablePath: chromiumPath,
   args: [
@@ -50,6 +76,7 @@ try {
   );
   const loaded = performance.now() - started;
   const times = [];
+  const server = [];
   for (let i = 0; i < moves; i++) {
     const device = devices[i % devices.length];
     const step = 0.001 * (Math.floor(i / devices.length) + 1);
@@ -62,13 +89,14 @@ try {
         const p = map.project([lon, lat]);
         const box = [[p.x - 3, p.y - 3], [p.x + 3, p.y + 3]];
         return map
-          .queryRenderedFeatures(box, { layers: window.scootfleetConsole.scooterLayers })
-          .some((f) => f.properties.scooter_id === id);
+          .queryRenderedFeatures(box, { layers: window.scootfleetConsole.scooterLayers || ['scooters'] })
+          .some((f) => f.properties.scooter_id === id && !f.state?.moved);
       },
       { id: device.scooter_id, ...target },
       { timeout: 30000, polling: 'raf' },
     );
     times.push(performance.now() - t0);
+    server.push((heard.get(device.scooter_id) ?? NaN) - t0);
     // Let the map settle between moves, as changes arrive spread out in real life.
     await page.waitForTimeout(1000);
   }
@@ -78,6 +106,7 @@ try {
       fleet: fleetSize,
       loaded_s: +(loaded / 1000).toFixed(1),
       move_to_drawn_ms: times.map((t) => Math.round(t)),
+      move_to_event_ms: server.map((t) => Math.round(t)),
       best_ms: Math.round(sorted[0]),
       median_ms: Math.round(sorted[Math.floor(sorted.length / 2)]),
       worst_ms: Math.round(sorted[sorted.length - 1]),
@@ -85,4 +114,5 @@ try {
   );
 } finally {
   await browser.close();
+  await stream.cancel();
 }
