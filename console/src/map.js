@@ -20,13 +20,20 @@ export function rangeColours(config) {
   ];
 }
 
+// A scooter's colour; transparent where it is hidden because it moved (see main.js). One
+// data-driven paint property and no stroke keep each of 100,000 circles cheap to draw.
 function colourExpression(mode, config) {
+  const hidden = ['boolean', ['feature-state', 'moved'], false];
   if (mode === 'state') {
-    return ['match', ['get', 'state'], ...Object.entries(STATE_COLOURS).flat(), '#adb5bd'];
+    return [
+      'case', hidden, 'rgba(0,0,0,0)',
+      ['match', ['get', 'state'], ...Object.entries(STATE_COLOURS).flat(), '#adb5bd'],
+    ];
   }
   const [low, swap, fine] = rangeColours(config).map(([, colour]) => colour);
   return [
     'case',
+    hidden, 'rgba(0,0,0,0)',
     ['<', ['get', 'range_km'], config.rental_floor_km], low,
     ['<', ['get', 'range_km'], config.swap_threshold_km], swap,
     fine,
@@ -106,7 +113,6 @@ export function createMap(container, config) {
         source: 'tasks',
         paint: { 'line-color': '#f49d37', 'line-width': 1.5, 'line-dasharray': [2, 2] },
       });
-      const hiddenWhenMoved = ['case', ['boolean', ['feature-state', 'moved'], false], 0, 1];
       for (const [id, source] of [['scooters', 'scooters'], ['scooters-live', 'scooters-live']]) {
         map.addLayer({
           id,
@@ -115,10 +121,6 @@ export function createMap(container, config) {
           paint: {
             'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 2, 14, 5, 17, 8],
             'circle-color': colourExpression('range', config),
-            'circle-stroke-width': 0.5,
-            'circle-stroke-color': '#ffffff',
-            'circle-opacity': hiddenWhenMoved,
-            'circle-stroke-opacity': hiddenWhenMoved,
           },
         });
       }
