@@ -64,17 +64,9 @@ let map;
 let config;
 let renderPending = false;
 let lastRender = 0;
-// A change must not re-tile the whole fleet (with 100,000 scooters that takes seconds of the
-// map's worker). So the big `scooters` source keeps the fleet as last loaded, a changed
-// scooter is hidden there by a feature state (no re-tiling), and the small `scooters-live`
-// source draws every scooter changed since. Past FOLD_AT changes, the big source takes them
-// all in one setData and the live one empties again, once the map has drawn the new tiles.
-const live = new Map();
-// Ids hidden in the big source (a feature state each).
-const hidden = new Set();
+// Scooters changed since the last draw, and whether the whole fleet must be sent again.
+const changed = new Set();
 let reloadAll = true;
-let folding = false;
-const FOLD_AT = 2000;
 // Redraw at most this often, however many changes arrive meanwhile.
 const RENDER_EVERY_MS = 100;
 
@@ -92,72 +84,25 @@ function render() {
   if (renderPending || !map) return;
   renderPending = true;
   const wait = Math.max(0, lastRender + RENDER_EVERY_MS - performance.now());
-  // Straight to the sources, not through requestAnimationFrame: with 100,000 scooters a frame
+  // Straight to the source, not through requestAnimationFrame: with 100,000 scooters a frame
   // takes hundreds of milliseconds in software, and waiting for one would add it to every
   // change's delay.
   setTimeout(draw, wait);
 }
 
-function unhide(ids) {
-  for (const id of ids) {
-    map.removeFeatureState({ source: 'scooters', id }, 'moved');
-    hidden.delete(id);
-  }
-}
-
-// Calls `done` once the source's new data is tiled and drawn (at most 5 s later: a map kept
-// busy by changes may never be idle).
-function whenDrawn(sourceId, done) {
-  let content = false;
-  const started = performance.now();
-  const check = (event) => {
-    if (event?.sourceId === sourceId && event.sourceDataType === 'content') content = true;
-    if ((content && map.isSourceLoaded(sourceId)) || performance.now() - started > 5000) {
-      map.off('sourcedata', check);
-      map.off('render', check);
-      done();
-    }
-  };
-  map.on('sourcedata', check);
-  map.on('render', check);
-}
-
-// The big source takes in every change so far; once it is drawn, what it took leaves the
-// live source (unless it changed again meanwhile).
-function fold() {
-  folding = true;
-  const folded = new Map(live);
-  map.getSource('scooters').setData({ type: 'FeatureCollection', features: [...scooters.values()] });
-  whenDrawn('scooters', () => {
-    for (const [id, feature] of folded) {
-      if (live.get(id) === feature) {
-        live.delete(id);
-        unhide([id]);
-      }
-    }
-    folding = false;
-    render();
-  });
-}
-
 function draw() {
   renderPending = false;
   lastRender = performance.now();
-  if (reloadAll) {
-    reloadAll = false;
-    map.getSource('scooters').setData({ type: 'FeatureCollection', features: [...scooters.values()] });
-    live.clear();
-    unhide([...hidden]);
-    // The first feature state makes each tile decode its features (seconds for 100,000 in
-    // software): do it now, so the first live change does not wait for it.
-    whenDrawn('scooters', () => {
-      const first = scooters.keys().next().value;
-      if (first !== undefined) map.setFeatureState({ source: 'scooters', id: first }, { ready: true });
-    });
-  } else if (live.size > FOLD_AT && !folding) {
-    fold();
+  const source = map.getSource('scooters');
+  // Past a few thousand changes a fresh copy is cheaper than a diff.
+  if (reloadAll || changed.size > 5000) {
+    source.setData({ type: 'FeatureCollection', features: [...scooters.values()] });
+  } else if (changed.size > 0) {
+    // Only what changed crosses to the map's worker, which re-tiles only where it lies.
+    source.updateData({ add: [...changed].map((id) => scooters.get(id)) });
   }
-  map.getSource('scooters-live').setData({ type: 'FeatureCollection', features: [...live.values()] });
+  reloadAll = false;
+  changed.clear();
   map.getSource('crews').setData({
     type: 'FeatureCollection',
     features: [...crews.values()]
@@ -181,16 +126,9 @@ function draw() {
 
 function applyScooter(s) {
   const before = scooters.get(s.scooter_id);
-  const feature = scooterFeature({
-    ...(before ? { ...before.properties, lon: before.geometry.coordinates[0], lat: before.geometry.coordinates[1] } : {}),
-    ...s,
-  });
-  scooters.set(s.scooter_id, feature);
-  live.set(s.scooter_id, feature);
-  if (before && !hidden.has(s.scooter_id) && map) {
-    map.setFeatureState({ source: 'scooters', id: s.scooter_id }, { moved: true });
-    hidden.add(s.scooter_id);
-  }
+  const [lon, lat] = before ? before.geometry.coordinates : [];
+  scooters.set(s.scooter_id, scooterFeature({ lon, lat, ...(before?.properties || {}), ...s }));
+  changed.add(s.scooter_id);
   render();
 }
 
@@ -343,18 +281,10 @@ function wirePanels() {
       put('/v1/ops/hours', { timezone: form.timezone.value, open: form.open.value, close: form.close.value }),
     );
   });
-  // A scooter hidden in the big source (it moved) is not the one under the pointer.
-  map.on('click', (event) => {
-    const hit = map
-      .queryRenderedFeatures(event.point, { layers: SCOOTER_LAYERS })
-      .find((f) => !f.state?.moved);
-    if (hit) showScooter(hit.properties.scooter_id);
-  });
+  map.on('click', 'scooters', (event) => showScooter(event.features[0].properties.scooter_id));
   wireTariff();
-  for (const layer of SCOOTER_LAYERS) {
-    map.on('mouseenter', layer, () => (map.getCanvas().style.cursor = 'pointer'));
-    map.on('mouseleave', layer, () => (map.getCanvas().style.cursor = ''));
-  }
+  map.on('mouseenter', 'scooters', () => (map.getCanvas().style.cursor = 'pointer'));
+  map.on('mouseleave', 'scooters', () => (map.getCanvas().style.cursor = ''));
 }
 
 // --- Start ---------------------------------------------------------------------------

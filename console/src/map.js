@@ -20,29 +20,23 @@ export function rangeColours(config) {
   ];
 }
 
-// A scooter's colour; transparent where it is hidden because it moved (see main.js). One
-// data-driven paint property and no stroke keep each of 100,000 circles cheap to draw.
+// A scooter's colour: the one data-driven paint property, and no stroke, keep each of
+// 100,000 circles cheap to draw.
 function colourExpression(mode, config) {
-  const hidden = ['boolean', ['feature-state', 'moved'], false];
   if (mode === 'state') {
-    return [
-      'case', hidden, 'rgba(0,0,0,0)',
-      ['match', ['get', 'state'], ...Object.entries(STATE_COLOURS).flat(), '#adb5bd'],
-    ];
+    return ['match', ['get', 'state'], ...Object.entries(STATE_COLOURS).flat(), '#adb5bd'];
   }
   const [low, swap, fine] = rangeColours(config).map(([, colour]) => colour);
   return [
     'case',
-    hidden, 'rgba(0,0,0,0)',
     ['<', ['get', 'range_km'], config.rental_floor_km], low,
     ['<', ['get', 'range_km'], config.swap_threshold_km], swap,
     fine,
   ];
 }
 
-// The layers scooters are drawn in: the whole fleet as last loaded, and on top of it the
-// scooters changed since (see main.js: a change never re-tiles the whole fleet).
-export const SCOOTER_LAYERS = ['scooters', 'scooters-live'];
+// The layers scooters are drawn in.
+export const SCOOTER_LAYERS = ['scooters'];
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
@@ -75,10 +69,8 @@ export function createMap(container, config) {
       for (const name of ['zones', 'tasks', 'crews']) {
         map.addSource(name, { type: 'geojson', data: EMPTY });
       }
-      // Scooters are keyed by their id, so a changed one can be hidden in the big source
-      // (a feature state: no re-tiling) while the small live source draws it anew.
+      // Scooters are keyed by their id, so live changes update only what changed.
       map.addSource('scooters', { type: 'geojson', data: EMPTY, promoteId: 'scooter_id' });
-      map.addSource('scooters-live', { type: 'geojson', data: EMPTY, promoteId: 'scooter_id' });
       map.addLayer({
         id: 'service-area',
         type: 'fill',
@@ -113,17 +105,15 @@ export function createMap(container, config) {
         source: 'tasks',
         paint: { 'line-color': '#f49d37', 'line-width': 1.5, 'line-dasharray': [2, 2] },
       });
-      for (const [id, source] of [['scooters', 'scooters'], ['scooters-live', 'scooters-live']]) {
-        map.addLayer({
-          id,
-          type: 'circle',
-          source,
-          paint: {
-            'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 2, 14, 5, 17, 8],
-            'circle-color': colourExpression('range', config),
-          },
-        });
-      }
+      map.addLayer({
+        id: 'scooters',
+        type: 'circle',
+        source: 'scooters',
+        paint: {
+          'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 2, 14, 5, 17, 8],
+          'circle-color': colourExpression('range', config),
+        },
+      });
       map.addLayer({
         id: 'crews',
         type: 'circle',

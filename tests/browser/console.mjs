@@ -52,7 +52,6 @@ function renderedScooters(page) {
     if (!map || !map.getLayer('scooters')) return [];
     return map
       .queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers })
-      .filter((f) => !f.state?.moved)
       .map((f) => ({
       id: f.properties.scooter_id,
       lon: f.geometry.coordinates[0],
@@ -104,10 +103,9 @@ test('the console draws the fleet and follows it live', async () => {
     await page.waitForFunction(
       ({ id, lat, lon }) => {
         const map = window.scootfleetConsole?.map;
-        // A moved scooter is hidden where it was (a feature state) and drawn where it is.
         const f = map
           .queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers })
-          .find((x) => x.properties.scooter_id === id && !x.state?.moved);
+          .find((x) => x.properties.scooter_id === id);
         return f && Math.abs(f.geometry.coordinates[1] - lat) < 1e-4 && Math.abs(f.geometry.coordinates[0] - lon) < 1e-4;
       },
       { id: mover.scooter_id, ...target },

@@ -99,7 +99,7 @@ try {
   const firstQueryMs = await page.evaluate(() => {
     const map = window.scootfleetConsole.map;
     const begin = performance.now();
-    map.queryRenderedFeatures([[0, 0], [10, 10]], { layers: window.scootfleetConsole.scooterLayers || ['scooters'] });
+    map.queryRenderedFeatures([[0, 0], [10, 10]], { layers: window.scootfleetConsole.scooterLayers });
     return performance.now() - begin;
   });
   const times = [];
@@ -116,8 +116,8 @@ try {
         const p = map.project([lon, lat]);
         const box = [[p.x - 3, p.y - 3], [p.x + 3, p.y + 3]];
         return map
-          .queryRenderedFeatures(box, { layers: window.scootfleetConsole.scooterLayers || ['scooters'] })
-          .some((f) => f.properties.scooter_id === id && !f.state?.moved);
+          .queryRenderedFeatures(box, { layers: window.scootfleetConsole.scooterLayers })
+          .some((f) => f.properties.scooter_id === id);
       },
       { id: device.scooter_id, ...target },
       { timeout: 30000, polling: 'raf' },
