@@ -230,8 +230,6 @@ fn read_form(form: &TariffForm, current: &Tariff) -> Result<Tariff, Vec<FieldErr
         });
     }
     let tariff = Tariff {
-        version: current.version,
-        updated_at: current.updated_at,
         rate_per_minute,
         vat_rate,
         free_trial_minutes,
