@@ -38,7 +38,7 @@ pub struct AppState {
     /// The operating hours in force.
     pub hours: Arc<zones::Hours>,
     /// Prices, VAT, free trial, unlock minimum and pack catalogue in force.
-    pub tariff: Arc<billing::Tariff>,
+    pub tariff: Arc<billing::Tariffs>,
     /// Where top-up money comes from.
     pub payments: Arc<dyn billing::payments::PaymentProvider>,
     /// Crews' positions and loads in memory, to find the nearest one.
@@ -97,7 +97,14 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let login_limiter = accounts::LoginLimiter::new(&config);
     let fleet = fleet::Fleet::load(&db, config.rental_floor_km).await?;
     tracing::info!(scooters = fleet.read().len(), "live fleet index built");
-    let tariff = billing::Tariff::from_config(&config)?;
+    let configured = billing::Tariff::from_config(&config)?;
+    let tariff = billing::tariff_store::load(&db, &configured).await?;
+    if tariff.version > 0 {
+        tracing::info!(
+            version = tariff.version,
+            "tariff set by an operator in force (the price settings only give its currency and top-up maximum)"
+        );
+    }
     let crews = crews::Crews::load(&db).await.context("loading crews")?;
     let dispatcher =
         dispatch::Dispatcher::new(std::time::Duration::from_secs(config.dispatch.memory_secs));
@@ -110,7 +117,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         fleet: Arc::new(fleet),
         zones: Arc::new(zones),
         hours: Arc::new(hours),
-        tariff: Arc::new(tariff),
+        tariff: Arc::new(billing::Tariffs::new(tariff)),
         payments: Arc::new(billing::payments::TestPaymentProvider),
         crews: Arc::new(crews),
         dispatch: Arc::new(dispatcher),
@@ -162,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         .merge(fleet::http::router())
         .merge(zones::http::router())
         .merge(billing::http::router())
+        .merge(billing::tariff_http::router())
         .merge(rides::http::router())
         .merge(crews::http::router())
         .merge(dispatch::http::router())
@@ -187,6 +195,10 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
     let mut workers = Vec::new();
     workers.extend(fleet::workers::spawn(state, shutdown.clone()));
     workers.push(tokio::spawn(zones::follow::follow_database(
+        state.clone(),
+        shutdown.clone(),
+    )));
+    workers.push(tokio::spawn(billing::tariff_store::follow_database(
         state.clone(),
         shutdown.clone(),
     )));

@@ -146,11 +146,12 @@ pub struct Config {
     )]
     pub parking_border_tolerance_m: f64,
 
-    /// How often each server checks the database for zones and hours stored by another
-    /// server sharing it, in milliseconds.
+    /// How often each server checks the database for zones, hours and tariff stored by
+    /// another server sharing it, in milliseconds.
     #[arg(long, env = "SCOOTFLEET_ZONES_REFRESH_MS", default_value_t = 5_000)]
     pub zones_refresh_ms: u64,
-    /// Price of a ride minute, VAT included, as a decimal (e.g. `0.28`).
+    /// Price of a ride minute, VAT included, as a decimal (e.g. `0.28`). This and the VAT,
+    /// trial, unlock-minimum and pack settings give the tariff until an operator sets one.
     #[arg(long, env = "SCOOTFLEET_PRICE_PER_MINUTE", default_value = "0.28")]
     pub price_per_minute: Decimal,
 

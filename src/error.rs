@@ -28,6 +28,14 @@ pub enum Error {
         code: &'static str,
         detail: String,
     },
+    /// A form refused field by field (422), so a client can show each reason next to its
+    /// field: the problem document lists them in `errors`.
+    #[error("{code}: {detail}")]
+    Fields {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// Anything unexpected: logged with its cause, answered with a plain 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -86,6 +94,9 @@ impl Error {
                 code,
                 detail,
             } => (*status, code, detail.clone()),
+            Error::Fields { code, detail, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, detail.clone())
+            }
             Error::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -113,6 +124,27 @@ pub struct ProblemDocument {
     pub detail: String,
     /// The stable, machine-readable name of the problem.
     pub code: String,
+    /// For refused forms: each wrong field and why, in the order of the request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One refused field of a request, named as the request names it (`packs[1].price`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct FieldError {
+    #[schema(example = "packs[1].price")]
+    pub field: String,
+    /// A sentence an operator can read.
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
 }
 
 impl IntoResponse for Error {
@@ -121,12 +153,17 @@ impl IntoResponse for Error {
             tracing::error!(error = ?cause, "internal error");
         }
         let (status, code, detail) = self.parts();
+        let errors = match &self {
+            Error::Fields { errors, .. } => errors.clone(),
+            _ => Vec::new(),
+        };
         let body = ProblemDocument {
             kind: format!("/problems/{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
             code: code.to_owned(),
+            errors,
         };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

@@ -348,6 +348,7 @@ mod scenarios {
             rider_id,
             ride_id,
             duration_s,
+            rate_per_minute: tariff.rate_per_minute,
             at: scootfleet::clock::Clock::now(s.clock.as_ref()),
         };
         let charged = scootfleet::db_run!(&db, |pool| {
@@ -454,6 +455,7 @@ mod scenarios {
             rider_id: &rider,
             ride_id: "ride_rolled_back",
             duration_s: 30 * 60,
+            rate_per_minute: tariff.rate_per_minute,
             at: scootfleet::clock::from_millis(0),
         };
         scootfleet::db_run!(&db, |pool| {

@@ -17,6 +17,8 @@ export class ApiError extends Error {
     super(problem?.detail || `The server answered ${status}.`);
     this.status = status;
     this.code = problem?.code || 'error';
+    // For refused forms: [{field, detail}], each shown next to its field.
+    this.errors = problem?.errors || [];
   }
 }
 

@@ -66,8 +66,9 @@ pub async fn get_wallet(
     State(state): State<AppState>,
     rider: Rider,
 ) -> Result<ApiJson<WalletView>, Error> {
-    let wallet = store::wallet(&state.db, &state.tariff, &rider.id).await?;
-    Ok(ApiJson(WalletView::new(&wallet, &state.tariff.currency)))
+    let tariff = state.tariff.current();
+    let wallet = store::wallet(&state.db, &tariff, &rider.id).await?;
+    Ok(ApiJson(WalletView::new(&wallet, &tariff.currency)))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -90,7 +91,7 @@ pub struct PackList {
     responses((status = 200, body = PackList))
 )]
 pub async fn list_packs(State(state): State<AppState>) -> ApiJson<PackList> {
-    let tariff = &state.tariff;
+    let tariff = state.tariff.current();
     ApiJson(PackList {
         packs: tariff
             .packs
@@ -147,7 +148,7 @@ pub async fn buy_pack(
 ) -> Response {
     let fingerprint = idempotency::fingerprint("POST", "/v1/me/packs", &body);
     idempotency::once(&state, &rider.id, &key, fingerprint, || async {
-        let tariff = &state.tariff;
+        let tariff = state.tariff.current();
         let pack = tariff.packs.find(&body.pack_id).ok_or_else(|| {
             Error::not_found(
                 "pack_not_found",
@@ -160,7 +161,7 @@ pub async fn buy_pack(
         };
         let wallet = store::buy_pack(
             &state.db,
-            tariff,
+            &tariff,
             &rider.id,
             pack,
             &purchase_id,
@@ -227,7 +228,7 @@ pub async fn top_up(
 ) -> Response {
     let fingerprint = idempotency::fingerprint("POST", "/v1/me/wallet/top-ups", &body);
     idempotency::once(&state, &rider.id, &key, fingerprint, || async {
-        let tariff = &state.tariff;
+        let tariff = state.tariff.current();
         let amount = parse_amount(&body.amount, tariff.max_top_up).map_err(Error::invalid)?;
         if body.payment_token.is_empty() || body.payment_token.len() > 512 {
             return Err(Error::invalid("payment_token is required."));
@@ -254,7 +255,7 @@ pub async fn top_up(
             })?;
         let wallet = store::record_top_up(
             &state.db,
-            tariff,
+            &tariff,
             &rider.id,
             amount,
             &payment_id,

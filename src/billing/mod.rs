@@ -16,7 +16,7 @@
 //!     let charged = billing::store::charge_ride(
 //!         Conn::from(&mut *tx),
 //!         &state.tariff,
-//!         &RideCharge { rider_id, ride_id, duration_s, at: now },
+//!         &RideCharge { rider_id, ride_id, duration_s, rate_per_minute, at: now },
 //!     )
 //!     .await?;
 //!     tx.commit().await?;
@@ -43,6 +43,9 @@ pub mod ledger;
 pub mod payments;
 pub mod pricing;
 pub mod store;
+pub mod tariff;
+pub mod tariff_http;
+pub mod tariff_store;
 
 use std::fmt;
 use std::str::FromStr;
@@ -53,6 +56,7 @@ use rust_decimal::Decimal;
 pub use crate::db::Conn;
 use crate::error::Error;
 pub use pricing::{Breakdown, PaymentRequired};
+pub use tariff::{Tariff, Tariffs};
 
 /// Cents, the form money takes in the database, from a decimal amount.
 pub fn to_cents(amount: Decimal) -> i64 {
@@ -137,12 +141,7 @@ impl FromStr for PackCatalogue {
                     "`{item}` is not id:minutes:price"
                 )));
             };
-            let id_ok = !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !id_ok {
+            if !tariff::pack_id_ok(id) {
                 return Err(PackCatalogueError(format!("pack id `{id}`")));
             }
             let minutes = minutes
@@ -173,66 +172,6 @@ impl fmt::Display for PackCatalogue {
             .map(|p| format!("{}:{}:{}", p.pack_id, p.minutes, money(p.price)))
             .collect();
         f.write_str(&items.join(","))
-    }
-}
-
-/// The prices in force, read from the configuration at start-up.
-#[derive(Clone, Debug)]
-pub struct Tariff {
-    pub rate_per_minute: Decimal,
-    pub currency: String,
-    /// VAT included in every price, e.g. 0.20.
-    pub vat_rate: Decimal,
-    /// Free minutes of a new rider's first ride.
-    pub free_trial_minutes: i64,
-    /// Wallet balance needed to unlock when no trial or pack minutes are left.
-    pub unlock_minimum: Decimal,
-    /// The largest single top-up.
-    pub max_top_up: Decimal,
-    pub packs: PackCatalogue,
-}
-
-impl Tariff {
-    /// The tariff of `config`, refusing settings that make no sense.
-    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Self> {
-        let tariff = Tariff {
-            rate_per_minute: config.price_per_minute,
-            currency: config.currency.trim().to_ascii_uppercase(),
-            vat_rate: config.vat_rate,
-            free_trial_minutes: config.free_trial_minutes,
-            unlock_minimum: config.unlock_minimum,
-            max_top_up: config.max_top_up,
-            packs: config.packs.clone(),
-        };
-        anyhow::ensure!(
-            tariff.rate_per_minute > Decimal::ZERO,
-            "the price per minute must be positive"
-        );
-        anyhow::ensure!(
-            tariff.currency.len() == 3 && tariff.currency.bytes().all(|b| b.is_ascii_uppercase()),
-            "the currency must be an ISO 4217 code such as EUR"
-        );
-        anyhow::ensure!(
-            tariff.vat_rate >= Decimal::ZERO && tariff.vat_rate < Decimal::ONE,
-            "the VAT rate must be between 0 and 1 (0.20 for 20 %)"
-        );
-        anyhow::ensure!(
-            tariff.free_trial_minutes >= 0,
-            "free trial minutes cannot be negative"
-        );
-        anyhow::ensure!(
-            tariff.unlock_minimum >= Decimal::ZERO,
-            "the unlock minimum cannot be negative"
-        );
-        anyhow::ensure!(
-            tariff.max_top_up > Decimal::ZERO,
-            "the top-up maximum must be positive"
-        );
-        anyhow::ensure!(
-            !tariff.packs.0.is_empty(),
-            "the pack catalogue needs at least one pack"
-        );
-        Ok(tariff)
     }
 }
 
@@ -293,6 +232,9 @@ pub struct RideCharge<'a> {
     pub rider_id: &'a str,
     pub ride_id: &'a str,
     pub duration_s: i64,
+    /// The price per minute quoted at unlock: a ride is billed at the rate the rider was
+    /// shown, whatever the tariff has become since.
+    pub rate_per_minute: Decimal,
     pub at: chrono::DateTime<chrono::Utc>,
 }
 

@@ -289,7 +289,7 @@ pub async fn charge_ride(
     let duration_s = ride.duration_s.max(0);
     let breakdown = pricing::split(
         pricing::billed_minutes(duration_s),
-        tariff.rate_per_minute,
+        ride.rate_per_minute,
         wallet.free_trial_minutes,
         wallet.pack_minutes,
         wallet.balance,
@@ -348,7 +348,7 @@ pub async fn charge_ride(
         ride_id: ride.ride_id.to_owned(),
         rider_id: ride.rider_id.to_owned(),
         duration_s,
-        rate: tariff.rate_per_minute,
+        rate: ride.rate_per_minute,
         currency: tariff.currency.clone(),
         vat: pricing::vat_included(breakdown.amount, tariff.vat_rate),
         breakdown,

@@ -149,6 +149,21 @@ pub async fn get(db: &Db, task_id: &str) -> Result<Option<Task>, sqlx::Error> {
         .await)
 }
 
+/// The scooter's unfinished task (open, assigned or accepted), if it has one.
+pub async fn unfinished_for_scooter(
+    db: &Db,
+    scooter_id: &str,
+) -> Result<Option<Task>, sqlx::Error> {
+    let sql = format!(
+        "select {COLUMNS} from tasks where scooter_id = $1 \
+         and status in ('open', 'assigned', 'accepted') order by created_at_ms desc limit 1"
+    );
+    db_run!(db, |pool| sqlx::query_as(&sql)
+        .bind(scooter_id)
+        .fetch_optional(pool)
+        .await)
+}
+
 /// The tasks a crew holds: assigned to it or accepted by it.
 pub async fn held_by(db: &Db, crew_id: &str) -> Result<Vec<Task>, sqlx::Error> {
     let sql = format!(

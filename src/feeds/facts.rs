@@ -40,9 +40,10 @@ pub fn system(state: &AppState) -> SystemFacts {
 }
 
 pub fn tariff(state: &AppState) -> TariffFacts {
+    let tariff = state.tariff.current();
     TariffFacts {
-        rate_per_minute: state.tariff.rate_per_minute,
-        currency: state.tariff.currency.clone(),
+        rate_per_minute: tariff.rate_per_minute,
+        currency: tariff.currency.clone(),
         language: state.config.gbfs_language.clone(),
     }
 }

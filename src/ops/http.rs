@@ -18,6 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
         .routes(routes!(openapi))
         .routes(routes!(super::kpis::kpis))
+        .routes(routes!(super::scooter::scooter))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

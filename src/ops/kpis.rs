@@ -96,7 +96,7 @@ pub async fn kpis(
             rides,
             minutes,
             revenue: billing::money(billing::from_cents(revenue_cents)),
-            currency: state.tariff.currency.clone(),
+            currency: state.tariff.current().currency.clone(),
             active_rides,
             utilisation: share(on_trip, usable),
         },

@@ -209,7 +209,7 @@ pub async fn receipt(
         .await?
         .filter(|r| r.rider_id == rider.id)
         .ok_or_else(|| Error::not_found("not_found", "We could not find this receipt."))?;
-    Receipt::from_row(&ride, &state.tariff).map(ApiJson)
+    Receipt::from_row(&ride, &state.tariff.current()).map(ApiJson)
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -39,6 +39,8 @@ pub(super) struct Situation {
     reservation: Option<Hold>,
     /// The rider's own active reservation, on whichever scooter.
     pub(super) rider_hold: Option<Hold>,
+    /// The tariff the rider was judged on, and is quoted.
+    tariff: std::sync::Arc<billing::Tariff>,
 }
 
 /// Gathers the facts an unlock or reservation is judged on (one read of the database),
@@ -67,8 +69,9 @@ pub(super) async fn judge(
         ScooterState::Reserved => reserved_by_me,
         _ => false,
     };
+    let tariff = state.tariff.current();
     let wallet = billing::Wallet::from_sums(
-        &state.tariff,
+        &tariff,
         stored.balance_cents,
         stored.pack_minutes,
         stored.trial_uses,
@@ -80,12 +83,12 @@ pub(super) async fn judge(
         scooter_free_for_rider: free,
         range_at_or_above_floor: scooter.range_km >= state.fleet.rental_floor_km,
         scooter_inside_zone: state.zones.in_service_area(scooter.lat, scooter.lon),
-        rider_can_pay: wallet.can_unlock(&state.tariff).is_ok(),
+        rider_can_pay: wallet.can_unlock(&tariff).is_ok(),
     };
     match unlock_refusal(&facts) {
         // The wallet says best why payment is needed (a debt, or too little balance).
         Some(UnlockRefusal::PaymentRequired) => Err(wallet
-            .can_unlock(&state.tariff)
+            .can_unlock(&tariff)
             .err()
             .unwrap_or_else(|| UnlockRefusal::PaymentRequired.into())),
         Some(refusal) => Err(refusal.into()),
@@ -94,6 +97,7 @@ pub(super) async fn judge(
             stored_state,
             reservation,
             rider_hold: stored.rider_hold,
+            tariff,
         }),
     }
 }
@@ -104,7 +108,8 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
     let now_ms = now.timestamp_millis();
     let situation = judge(state, rider_id, scooter_id, now).await?;
     let ride_id = crate::ids::new_id("ride");
-    let price = billing::money(state.tariff.rate_per_minute);
+    // The rate quoted now is the rate billed at the end (see `finish`).
+    let price = billing::money(situation.tariff.rate_per_minute);
     let new = NewRide {
         id: &ride_id,
         rider_id,
@@ -113,7 +118,7 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         lat: situation.scooter.lat,
         lon: situation.scooter.lon,
         price_per_minute: &price,
-        currency: &state.tariff.currency,
+        currency: &situation.tariff.currency,
     };
     let mine = situation
         .reservation
@@ -247,17 +252,26 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
     // Every started second counts, so that every started minute is billed.
     let duration_s = ((now_ms - ride.started_at_ms).max(0) + 999) / 1000;
     let receipt_id = crate::ids::new_id("rcpt");
+    let tariff = state.tariff.current();
+    let rate_per_minute: rust_decimal::Decimal = ride.price_per_minute.parse().map_err(|_| {
+        Error::Internal(anyhow::anyhow!(
+            "ride {} has price per minute {:?}",
+            ride.id,
+            ride.price_per_minute
+        ))
+    })?;
     let (version, bill) = db_write!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
         // The charge first (it takes the rider's wallet lock); closing the ride then decides:
         // when another end got there first, nothing of this transaction commits.
         let charged = billing::store::charge_ride(
             Conn::from(&mut *tx),
-            &state.tariff,
+            &tariff,
             &RideCharge {
                 rider_id: &ride.rider_id,
                 ride_id: &ride.id,
                 duration_s,
+                rate_per_minute,
                 at: now,
             },
         )
@@ -271,6 +285,7 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
             wallet_cents: billing::to_cents(charged.breakdown.wallet_amount),
             vat_cents: billing::to_cents(charged.vat),
             price_per_minute: billing::money(charged.rate),
+            vat_rate: tariff.vat_rate.normalize().to_string(),
             receipt_id: receipt_id.clone(),
         };
         let end = store::RideEnd {
@@ -343,6 +358,7 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
         vat_cents: Some(bill.vat_cents),
         price_per_minute: bill.price_per_minute,
         receipt_id: Some(bill.receipt_id),
+        vat_rate: Some(bill.vat_rate),
         ..ride.clone()
     })
 }

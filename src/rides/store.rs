@@ -10,7 +10,7 @@ use crate::{conn_run, db_run, db_write};
 const RIDE_COLUMNS: &str = "id, rider_id, scooter_id, status, started_at_ms, ended_at_ms, \
      start_lat, start_lon, end_lat, end_lon, price_per_minute, currency, duration_s, \
      billed_minutes, amount_cents, trial_minutes, pack_minutes, wallet_cents, vat_cents, \
-     receipt_id, cancel_reason, outside_zone_since_ms, speed_limit_kmh";
+     receipt_id, cancel_reason, outside_zone_since_ms, speed_limit_kmh, vat_rate";
 
 /// A ride as stored.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -38,6 +38,8 @@ pub struct RideRow {
     pub cancel_reason: Option<String>,
     pub outside_zone_since_ms: Option<i64>,
     pub speed_limit_kmh: Option<f64>,
+    /// The VAT rate the ride was charged at (a fraction, e.g. "0.2"); absent before it is.
+    pub vat_rate: Option<String>,
 }
 
 pub async fn ride(db: &Db, ride_id: &str) -> Result<Option<RideRow>, Error> {
@@ -215,6 +217,7 @@ impl NewRide<'_> {
             cancel_reason: None,
             outside_zone_since_ms: None,
             speed_limit_kmh: None,
+            vat_rate: None,
         }
     }
 }
@@ -261,6 +264,8 @@ pub struct RideBill {
     pub wallet_cents: i64,
     pub vat_cents: i64,
     pub price_per_minute: String,
+    /// The VAT rate charged (a fraction, e.g. "0.2").
+    pub vat_rate: String,
     pub receipt_id: String,
 }
 
@@ -277,8 +282,8 @@ pub async fn close_ride_on(
             "update rides set status = $1, ended_at_ms = $2, end_lat = $3, end_lon = $4, \
              duration_s = $5, cancel_reason = $6, billed_minutes = $7, amount_cents = $8, \
              trial_minutes = $9, pack_minutes = $10, wallet_cents = $11, vat_cents = $12, \
-             price_per_minute = coalesce($13, price_per_minute), receipt_id = $14 \
-             where id = $15 and status = 'active'",
+             price_per_minute = coalesce($13, price_per_minute), receipt_id = $14, \
+             vat_rate = $15 where id = $16 and status = 'active'",
         )
         .bind(end.status.as_str())
         .bind(end.ended_at_ms)
@@ -294,6 +299,7 @@ pub async fn close_ride_on(
         .bind(bill.map(|b| b.vat_cents))
         .bind(bill.map(|b| b.price_per_minute.as_str()))
         .bind(bill.map(|b| b.receipt_id.as_str()))
+        .bind(bill.map(|b| b.vat_rate.as_str()))
         .bind(ride_id)
         .execute(&mut *c)
         .await

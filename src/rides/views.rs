@@ -162,7 +162,13 @@ impl Receipt {
         };
         let amount = billing::from_cents(ride.amount_cents.ok_or_else(missing)?);
         let vat = billing::from_cents(ride.vat_cents.ok_or_else(missing)?);
-        let rate = (tariff.vat_rate * Decimal::ONE_HUNDRED).normalize();
+        // The rate the ride was charged at; rides charged before it was kept show today's.
+        let vat_rate = ride
+            .vat_rate
+            .as_deref()
+            .and_then(|r| r.parse::<Decimal>().ok())
+            .unwrap_or(tariff.vat_rate);
+        let rate = (vat_rate * Decimal::ONE_HUNDRED).normalize();
         Ok(Receipt {
             receipt_id: ride.receipt_id.clone().ok_or_else(missing)?,
             ride_id: ride.id.clone(),

@@ -1,16 +1,19 @@
 // Drives the operator console in headless Chromium: sign in, see the seeded fleet drawn,
 // move a scooter with a telemetry point, see its marker move, click a scooter and read its
-// details, see a refused form explain why next to it, save a screenshot.
+// details and the ride of a scooter on a trip, edit the prices (one refused field shown next
+// to it, then saved), see a refused form explain why next to it, save a screenshot.
 //
 // Run by tests/browser.rs, which starts the server, seeds the fleet and passes:
 //   SCOOTFLEET_URL, SCOOTFLEET_OPERATOR_EMAIL, SCOOTFLEET_OPERATOR_PASSWORD,
-//   SCOOTFLEET_DEVICES (JSON: [{scooter_id, device_token, lat, lon}]), SCOOTFLEET_SCREENSHOT.
+//   SCOOTFLEET_DEVICES (JSON: [{scooter_id, device_token, lat, lon}]),
+//   SCOOTFLEET_RIDE (JSON: {scooter_id, ride_id, lat, lon}, a scooter on a ride), SCOOTFLEET_SCREENSHOT.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const base = process.env.SCOOTFLEET_URL;
 const devices = JSON.parse(process.env.SCOOTFLEET_DEVICES || '[]');
+const riding = JSON.parse(process.env.SCOOTFLEET_RIDE || 'null');
 const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 async function sendPoint(device, lat, lon) {
@@ -24,11 +27,32 @@ async function sendPoint(device, lat, lon) {
   assert.equal(response.status, 202, await response.text());
 }
 
+// Clicks where the scooter at (lon, lat) is drawn.
+async function clickScooter(page, { lon, lat }) {
+  const at = await page.evaluate(({ lon, lat }) => {
+    const map = window.scootfleetConsole.map;
+    const box = map.getContainer().getBoundingClientRect();
+    const point = map.project([lon, lat]);
+    return { x: box.left + point.x, y: box.top + point.y };
+  }, { lon, lat });
+  await page.mouse.click(at.x, at.y);
+}
+
+function errorFor(page, field) {
+  return page.waitForFunction(
+    (name) => document.querySelector(`[data-error-for="${name}"]`)?.textContent.trim().length > 0,
+    field,
+    { timeout: 5000 },
+  );
+}
+
 function renderedScooters(page) {
   return page.evaluate(() => {
     const map = window.scootfleetConsole?.map;
     if (!map || !map.getLayer('scooters')) return [];
-    return map.queryRenderedFeatures({ layers: ['scooters'] }).map((f) => ({
+    return map
+      .queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers })
+      .map((f) => ({
       id: f.properties.scooter_id,
       lon: f.geometry.coordinates[0],
       lat: f.geometry.coordinates[1],
@@ -61,7 +85,7 @@ test('the console draws the fleet and follows it live', async () => {
     await page.waitForFunction(
       (n) => {
         const map = window.scootfleetConsole?.map;
-        return map && map.queryRenderedFeatures({ layers: ['scooters'] }).length >= n;
+        return map && map.queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers }).length >= n;
       },
       devices.length,
       { timeout: 20000 },
@@ -79,7 +103,9 @@ test('the console draws the fleet and follows it live', async () => {
     await page.waitForFunction(
       ({ id, lat, lon }) => {
         const map = window.scootfleetConsole?.map;
-        const f = map.queryRenderedFeatures({ layers: ['scooters'] }).find((x) => x.properties.scooter_id === id);
+        const f = map
+          .queryRenderedFeatures({ layers: window.scootfleetConsole.scooterLayers })
+          .find((x) => x.properties.scooter_id === id);
         return f && Math.abs(f.geometry.coordinates[1] - lat) < 1e-4 && Math.abs(f.geometry.coordinates[0] - lon) < 1e-4;
       },
       { id: mover.scooter_id, ...target },
@@ -87,13 +113,7 @@ test('the console draws the fleet and follows it live', async () => {
     );
     // Clicking a scooter shows what it is.
     const clicked = devices[1];
-    const at = await page.evaluate(({ lon, lat }) => {
-      const map = window.scootfleetConsole.map;
-      const box = map.getContainer().getBoundingClientRect();
-      const point = map.project([lon, lat]);
-      return { x: box.left + point.x, y: box.top + point.y };
-    }, clicked);
-    await page.mouse.click(at.x, at.y);
+    await clickScooter(page, clicked);
     await page.waitForFunction(
       (id) => document.querySelector('#selected')?.textContent.includes(id),
       clicked.scooter_id,
@@ -103,6 +123,45 @@ test('the console draws the fleet and follows it live', async () => {
     for (const term of ['state', 'range', 'last seen']) {
       assert.ok(selected.includes(term), `the selected scooter shows its ${term}: ${selected}`);
     }
+
+    // A scooter on a ride shows its ride: id, start, minutes so far.
+    assert.ok(riding, 'a scooter on a ride');
+    await clickScooter(page, riding);
+    await page.waitForFunction(
+      (rideId) => document.querySelector('#selected')?.textContent.includes(rideId),
+      riding.ride_id,
+      { timeout: 5000 },
+    );
+    const ridePanel = await page.textContent('#selected');
+    for (const term of [riding.scooter_id, 'on_trip', 'ride started', 'minutes so far']) {
+      assert.ok(ridePanel.includes(term), `the ride panel shows ${term}: ${ridePanel}`);
+    }
+
+    // The prices form: a wrong pack price is refused next to that pack's price field…
+    await page.waitForSelector('#pack-rows .pack-row');
+    await page.fill('#tariff-form input[name=rate_per_minute]', '0.32');
+    await page.fill('#pack-rows .pack-row[data-index="1"] input[name=price]', '22,00');
+    await page.click('#tariff-form button[type=submit]');
+    await errorFor(page, 'tariff.packs[1].price');
+    assert.equal(
+      await page.getAttribute('#pack-rows .pack-row[data-index="1"] input[name=price]', 'aria-invalid'),
+      'true',
+    );
+    assert.equal(await page.textContent('[data-error-for="tariff.rate_per_minute"]'), '');
+    // … then, corrected, with a new pack added and the first removed, it is saved.
+    await page.fill('#pack-rows .pack-row[data-index="1"] input[name=price]', '22.00');
+    await page.click('#add-pack');
+    await page.fill('#pack-rows .pack-row[data-index="3"] input[name=pack_id]', 'pack_400');
+    await page.fill('#pack-rows .pack-row[data-index="3"] input[name=minutes]', '400');
+    await page.fill('#pack-rows .pack-row[data-index="3"] input[name=price]', '75.00');
+    await page.click('#pack-rows .pack-row[data-index="0"] .remove-pack');
+    await page.click('#tariff-form button[type=submit]');
+    await page.waitForSelector('#tariff-form[data-saved="1"]', { timeout: 5000 });
+    assert.equal(await page.textContent('[data-error-for="tariff.packs[1].price"]'), '');
+    const packs = await (await fetch(`${base}/v1/packs`)).json();
+    assert.deepEqual(packs.packs.map((p) => p.pack_id), ['pack_100', 'pack_200', 'pack_400']);
+    const plans = await (await fetch(`${base}/gbfs/v3/system_pricing_plans.json`)).json();
+    assert.equal(plans.data.plans[0].per_min_pricing[0].rate, 0.32);
 
     // A refused form shows the server's reason next to it.
     await page.fill('#hours-form input[name=timezone]', 'Mars/Olympus_Mons');

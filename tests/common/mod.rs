@@ -72,6 +72,16 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// The database of another test server, for a second server on it: not removed when
+    /// this one stops.
+    pub fn shared(url: &str) -> Self {
+        TestDatabase {
+            url: url.to_owned(),
+            _dir: None,
+            postgres_name: None,
+        }
+    }
+
     pub async fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
