@@ -349,6 +349,8 @@ mod scenarios {
             ride_id,
             duration_s,
             rate_per_minute: tariff.rate_per_minute,
+            vat_rate: tariff.vat_rate,
+            free_trial_minutes: tariff.free_trial_minutes,
             at: scootfleet::clock::Clock::now(s.clock.as_ref()),
         };
         let charged = scootfleet::db_run!(&db, |pool| {
@@ -456,6 +458,8 @@ mod scenarios {
             ride_id: "ride_rolled_back",
             duration_s: 30 * 60,
             rate_per_minute: tariff.rate_per_minute,
+            vat_rate: tariff.vat_rate,
+            free_trial_minutes: tariff.free_trial_minutes,
             at: scootfleet::clock::from_millis(0),
         };
         scootfleet::db_run!(&db, |pool| {

@@ -10,6 +10,7 @@ rides_on_both_backends!(
     wrong_fields_are_named_and_change_nothing,
     a_pack_taken_off_sale_leaves_the_minutes_riders_bought,
     the_click_panel_shows_the_ride_or_the_task,
+    a_first_ride_keeps_the_trial_it_was_offered,
 );
 
 /// The tariff an operator sets is still in force after a restart.
@@ -149,9 +150,18 @@ mod scenarios {
             .await;
         let receipt = receipt.expect(200);
         assert_eq!(receipt["price_per_minute"], "0.28");
-        // VAT is the rate in force when the ride was charged.
-        assert_eq!(receipt["vat_rate"], "10%");
-        assert_eq!(receipt["vat_amount"], "0.25");
+        // And its VAT is the rate in force at unlock: 2.80 includes 0.47 at 20 %.
+        assert_eq!(receipt["vat_rate"], "20%");
+        assert_eq!(receipt["vat_amount"], "0.47");
+        // A ride started under the new tariff is charged its VAT.
+        s.clock.advance(Duration::seconds(1));
+        move_scooter(s, &s2, NOTRE_DAME).await;
+        let ended = end(s, &ben.token, &new_ride).await;
+        let receipt_id = ended.expect(200)["receipt_id"].as_str().unwrap().to_owned();
+        let receipt = s
+            .get(&format!("/v1/me/receipts/{receipt_id}"), Some(&ben.token))
+            .await;
+        assert_eq!(receipt.expect(200)["vat_rate"], "10%");
 
         // The public catalogue and the GBFS pricing plan follow.
         let packs = s.get("/v1/packs", None).await;
@@ -164,6 +174,29 @@ mod scenarios {
             plans.expect(200)["data"]["plans"][0]["per_min_pricing"][0]["rate"],
             0.4
         );
+    }
+
+    pub async fn a_first_ride_keeps_the_trial_it_was_offered(s: &TestServer) {
+        let op = s.operator_token().await;
+        let ana = rider(s, "ana@example.com").await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ride = ride_on(s, &ana.token, &s1).await;
+        // The trial is withdrawn while Ana's first ride is under way.
+        let mut form = tariff("0.28", "pack_60", "15.00");
+        form["free_trial_minutes"] = json!(0);
+        s.put("/v1/ops/tariff", Some(&op), form).await.expect(200);
+        s.clock.advance(Duration::minutes(10));
+        move_scooter(s, &s1, NOTRE_DAME).await;
+        s.clock.advance(Duration::seconds(-1));
+        let ended = end(s, &ana.token, &ride).await;
+        let ended = ended.expect(200);
+        assert_eq!(ended["billed_minutes"], 10);
+        assert_eq!(ended["paid"]["free_trial_minutes"], 10);
+        assert_eq!(ended["paid"]["wallet_amount"], "0.00");
+        // A newcomer from now on is offered none.
+        let ben = rider(s, "ben@example.com").await;
+        let wallet = s.get("/v1/me/wallet", Some(&ben.token)).await;
+        assert_eq!(wallet.expect(200)["free_trial_available"], false);
     }
 
     pub async fn wrong_fields_are_named_and_change_nothing(s: &TestServer) {

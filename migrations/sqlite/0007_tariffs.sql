@@ -14,6 +14,8 @@ create table tariffs (
     packs text not null
 );
 
--- The VAT rate a ride was charged at, so its receipt still says it after the rate changes.
--- (The price per minute is already kept per ride, as quoted at unlock.)
+-- A ride's terms are those in force at its unlock, kept on the ride so a tariff change never
+-- reaches a ride in progress: the price per minute (already kept), the VAT rate, and the free
+-- minutes a first ride was offered. Rides started before have none and take today's.
 alter table rides add column vat_rate text;
+alter table rides add column trial_minutes_offered bigint;

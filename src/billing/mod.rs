@@ -186,9 +186,10 @@ pub struct Wallet {
 }
 
 impl Wallet {
-    /// The wallet from its sums: balance in cents, pack minutes, and free-trial uses so far.
+    /// The wallet from its sums: balance in cents, pack minutes, and free-trial uses so far,
+    /// under a tariff offering `trial_minutes` to a first ride.
     pub fn from_sums(
-        tariff: &Tariff,
+        trial_minutes: i64,
         balance_cents: i64,
         pack_minutes: i64,
         trial_uses: i64,
@@ -196,11 +197,7 @@ impl Wallet {
         Wallet {
             balance: from_cents(balance_cents),
             pack_minutes,
-            free_trial_minutes: if trial_uses > 0 {
-                0
-            } else {
-                tariff.free_trial_minutes
-            },
+            free_trial_minutes: if trial_uses > 0 { 0 } else { trial_minutes },
         }
     }
 
@@ -235,6 +232,10 @@ pub struct RideCharge<'a> {
     /// The price per minute quoted at unlock: a ride is billed at the rate the rider was
     /// shown, whatever the tariff has become since.
     pub rate_per_minute: Decimal,
+    /// The VAT rate in force at unlock.
+    pub vat_rate: Decimal,
+    /// The free minutes offered at unlock, if this turns out to be the rider's first ride.
+    pub free_trial_minutes: i64,
     pub at: chrono::DateTime<chrono::Utc>,
 }
 

@@ -24,17 +24,26 @@ pub async fn wallet_on(
     tariff: &Tariff,
     rider_id: &str,
 ) -> Result<Wallet, Error> {
-    Ok(wallet_and_charge_on(conn, tariff, rider_id, "").await?.0)
+    let sums = sums_on(conn, rider_id, "").await?;
+    Ok(Wallet::from_sums(
+        tariff.free_trial_minutes,
+        sums.balance_cents,
+        sums.pack_minutes,
+        sums.trial_uses,
+    ))
 }
 
-/// [`wallet_on`], and whether `ride_id` has been charged already, in the same query.
-async fn wallet_and_charge_on(
-    conn: &mut Conn<'_>,
-    tariff: &Tariff,
-    rider_id: &str,
-    ride_id: &str,
-) -> Result<(Wallet, bool), Error> {
-    let (balance, pack_minutes, trial_uses, charges): (i64, i64, i64, i64) =
+/// What a wallet is made of, and whether a ride has been charged already.
+struct Sums {
+    balance_cents: i64,
+    pack_minutes: i64,
+    trial_uses: i64,
+    ride_charged: bool,
+}
+
+/// The sums behind a wallet, and whether `ride_id` has a charge, in one query.
+async fn sums_on(conn: &mut Conn<'_>, rider_id: &str, ride_id: &str) -> Result<Sums, Error> {
+    let (balance_cents, pack_minutes, trial_uses, charges): (i64, i64, i64, i64) =
         conn_run!(conn, |c| {
             sqlx::query_as(
                 "select \
@@ -51,10 +60,12 @@ async fn wallet_and_charge_on(
             .fetch_one(&mut *c)
             .await
         })?;
-    Ok((
-        Wallet::from_sums(tariff, balance, pack_minutes, trial_uses),
-        charges > 0,
-    ))
+    Ok(Sums {
+        balance_cents,
+        pack_minutes,
+        trial_uses,
+        ride_charged: charges > 0,
+    })
 }
 
 /// The rider's wallet: balance, pack minutes and free trial.
@@ -280,12 +291,19 @@ pub async fn charge_ride(
 ) -> Result<ChargedRide, Error> {
     let conn = &mut conn;
     ledger::lock_wallet(conn, ride.rider_id, &tariff.currency, ride.at).await?;
-    let (wallet, charged) = wallet_and_charge_on(conn, tariff, ride.rider_id, ride.ride_id).await?;
-    if charged {
+    let sums = sums_on(conn, ride.rider_id, ride.ride_id).await?;
+    if sums.ride_charged {
         if let Some(done) = charged_on(conn, ride.ride_id).await? {
             return Ok(done);
         }
     }
+    // The trial is the one offered when the ride started, if still unused.
+    let wallet = Wallet::from_sums(
+        ride.free_trial_minutes,
+        sums.balance_cents,
+        sums.pack_minutes,
+        sums.trial_uses,
+    );
     let duration_s = ride.duration_s.max(0);
     let breakdown = pricing::split(
         pricing::billed_minutes(duration_s),
@@ -350,7 +368,7 @@ pub async fn charge_ride(
         duration_s,
         rate: ride.rate_per_minute,
         currency: tariff.currency.clone(),
-        vat: pricing::vat_included(breakdown.amount, tariff.vat_rate),
+        vat: pricing::vat_included(breakdown.amount, ride.vat_rate),
         breakdown,
         charged_at: ride.at,
     };

@@ -14,8 +14,8 @@ use super::{from_cents, to_cents, PackCatalogue, Tariff};
 use crate::app::AppState;
 use crate::clock::{from_millis, to_millis};
 use crate::db::{is_unique_violation, Db};
-use crate::{db_run, db_write};
 use crate::error::Error;
+use crate::{db_run, db_write};
 
 /// How often two servers may race for the next version number before we give up.
 const VERSION_ATTEMPTS: usize = 5;

@@ -71,7 +71,7 @@ pub(super) async fn judge(
     };
     let tariff = state.tariff.current();
     let wallet = billing::Wallet::from_sums(
-        &tariff,
+        tariff.free_trial_minutes,
         stored.balance_cents,
         stored.pack_minutes,
         stored.trial_uses,
@@ -110,6 +110,7 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
     let ride_id = crate::ids::new_id("ride");
     // The rate quoted now is the rate billed at the end (see `finish`).
     let price = billing::money(situation.tariff.rate_per_minute);
+    let vat_rate = situation.tariff.vat_rate.normalize().to_string();
     let new = NewRide {
         id: &ride_id,
         rider_id,
@@ -119,6 +120,8 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         lon: situation.scooter.lon,
         price_per_minute: &price,
         currency: &situation.tariff.currency,
+        vat_rate: &vat_rate,
+        trial_minutes_offered: situation.tariff.free_trial_minutes,
     };
     let mine = situation
         .reservation
@@ -260,6 +263,14 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
             ride.price_per_minute
         ))
     })?;
+    // The terms of the unlock; rides started before they were kept take today's.
+    let vat_rate = match ride.vat_rate.as_deref().map(str::parse) {
+        Some(Ok(rate)) => rate,
+        _ => tariff.vat_rate,
+    };
+    let free_trial_minutes = ride
+        .trial_minutes_offered
+        .unwrap_or(tariff.free_trial_minutes);
     let (version, bill) = db_write!(&state.db, |pool| {
         let mut tx = pool.begin().await?;
         // The charge first (it takes the rider's wallet lock); closing the ride then decides:
@@ -272,6 +283,8 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
                 ride_id: &ride.id,
                 duration_s,
                 rate_per_minute,
+                vat_rate,
+                free_trial_minutes,
                 at: now,
             },
         )
@@ -285,7 +298,7 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
             wallet_cents: billing::to_cents(charged.breakdown.wallet_amount),
             vat_cents: billing::to_cents(charged.vat),
             price_per_minute: billing::money(charged.rate),
-            vat_rate: tariff.vat_rate.normalize().to_string(),
+            vat_rate: vat_rate.normalize().to_string(),
             receipt_id: receipt_id.clone(),
         };
         let end = store::RideEnd {

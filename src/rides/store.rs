@@ -10,7 +10,8 @@ use crate::{conn_run, db_run, db_write};
 const RIDE_COLUMNS: &str = "id, rider_id, scooter_id, status, started_at_ms, ended_at_ms, \
      start_lat, start_lon, end_lat, end_lon, price_per_minute, currency, duration_s, \
      billed_minutes, amount_cents, trial_minutes, pack_minutes, wallet_cents, vat_cents, \
-     receipt_id, cancel_reason, outside_zone_since_ms, speed_limit_kmh, vat_rate";
+     receipt_id, cancel_reason, outside_zone_since_ms, speed_limit_kmh, vat_rate, \
+     trial_minutes_offered";
 
 /// A ride as stored.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -38,8 +39,10 @@ pub struct RideRow {
     pub cancel_reason: Option<String>,
     pub outside_zone_since_ms: Option<i64>,
     pub speed_limit_kmh: Option<f64>,
-    /// The VAT rate the ride was charged at (a fraction, e.g. "0.2"); absent before it is.
+    /// The VAT rate in force at unlock, which the ride is charged at (a fraction, e.g. "0.2").
     pub vat_rate: Option<String>,
+    /// The free minutes a first ride was offered at unlock.
+    pub trial_minutes_offered: Option<i64>,
 }
 
 pub async fn ride(db: &Db, ride_id: &str) -> Result<Option<RideRow>, Error> {
@@ -188,6 +191,8 @@ pub struct NewRide<'a> {
     pub lon: f64,
     pub price_per_minute: &'a str,
     pub currency: &'a str,
+    pub vat_rate: &'a str,
+    pub trial_minutes_offered: i64,
 }
 
 impl NewRide<'_> {
@@ -217,7 +222,8 @@ impl NewRide<'_> {
             cancel_reason: None,
             outside_zone_since_ms: None,
             speed_limit_kmh: None,
-            vat_rate: None,
+            vat_rate: Some(self.vat_rate.to_owned()),
+            trial_minutes_offered: Some(self.trial_minutes_offered),
         }
     }
 }
@@ -227,7 +233,8 @@ pub async fn insert_ride_on(conn: &mut Conn<'_>, ride: &NewRide<'_>) -> Result<(
     conn_run!(conn, |c| {
         sqlx::query(
             "insert into rides (id, rider_id, scooter_id, status, started_at_ms, start_lat, \
-             start_lon, price_per_minute, currency) values ($1, $2, $3, 'active', $4, $5, $6, $7, $8)",
+             start_lon, price_per_minute, currency, vat_rate, trial_minutes_offered) \
+             values ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(ride.id)
         .bind(ride.rider_id)
@@ -237,6 +244,8 @@ pub async fn insert_ride_on(conn: &mut Conn<'_>, ride: &NewRide<'_>) -> Result<(
         .bind(ride.lon)
         .bind(ride.price_per_minute)
         .bind(ride.currency)
+        .bind(ride.vat_rate)
+        .bind(ride.trial_minutes_offered)
         .execute(&mut *c)
         .await
         .map(|_| ())
