@@ -86,9 +86,16 @@ async fn drain(state: AppState) {
 async fn handle(state: AppState, batch: Vec<(ScooterReport, Answer)>) {
     // One task per scooter: a later report of the same scooter is answered like the first.
     let mut seen = HashSet::new();
-    let (batch, repeats): (Vec<_>, Vec<_>) = batch
+    let (mut batch, repeats): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .partition(|(report, _)| seen.insert(report.scooter_id.clone()));
+    // When vans run short, the most urgent scooters get the batteries.
+    let floor = state.config.rental_floor_km;
+    batch.sort_by(|(a, _), (b, _)| {
+        (b.range_km < floor)
+            .cmp(&(a.range_km < floor))
+            .then(a.range_km.total_cmp(&b.range_km))
+    });
     let ids: Vec<String> = batch.iter().map(|_| crate::ids::new_id("task")).collect();
     let crews = propose_crews(&state, batch.iter().map(|(report, _)| report));
     let new_tasks: Vec<NewTask<'_>> = batch
