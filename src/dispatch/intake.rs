@@ -72,7 +72,13 @@ pub async fn trigger(state: &AppState, report: ScooterReport) -> Result<ReportOu
 }
 
 async fn drain(state: AppState) {
-    while let Some(batch) = state.dispatch.intake.next_batch() {
+    loop {
+        // Let the callers just answered (or woken with this report) queue their next reports
+        // first: a few microseconds for a lone report, a fuller batch for many.
+        tokio::task::yield_now().await;
+        let Some(batch) = state.dispatch.intake.next_batch() else {
+            return;
+        };
         // Its own task too, so that a panic answers this batch with an error and the queue
         // keeps moving.
         if let Err(err) = tokio::spawn(handle(state.clone(), batch)).await {
