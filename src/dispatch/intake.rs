@@ -15,6 +15,7 @@ use super::report::{ReportOutcome, ScooterReport};
 use super::store::{self, NewTask};
 use super::{assign, Known};
 use crate::app::AppState;
+use crate::crews::CrewIndex;
 use crate::error::Error;
 
 /// The most reports one transaction takes; more wait for the next one.
@@ -103,7 +104,7 @@ async fn handle(state: AppState, batch: Vec<(ScooterReport, Answer)>) {
             .then(a.range_km.total_cmp(&b.range_km))
     });
     let ids: Vec<String> = batch.iter().map(|_| crate::ids::new_id("task")).collect();
-    let crews = propose_crews(&state, batch.iter().map(|(report, _)| report));
+    let crews = propose_crews(&state.crews.read(), batch.iter().map(|(report, _)| report));
     let new_tasks: Vec<NewTask<'_>> = batch
         .iter()
         .zip(&ids)
@@ -197,10 +198,9 @@ async fn handle(state: AppState, batch: Vec<(ScooterReport, Answer)>) {
 /// The nearest crew with a battery to spare for each report, counting the batteries promised
 /// to the reports before it.
 fn propose_crews<'a>(
-    state: &AppState,
+    index: &CrewIndex,
     reports: impl Iterator<Item = &'a ScooterReport>,
 ) -> Vec<Option<String>> {
-    let index = state.crews.read();
     let mut promised: HashMap<String, i64> = HashMap::new();
     reports
         .map(|report| {
@@ -214,4 +214,44 @@ fn propose_crews<'a>(
             Some(crew_id)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crews::CrewState;
+
+    fn crew(id: &str, lat: f64, batteries: i64) -> CrewState {
+        CrewState {
+            crew_id: id.into(),
+            position: Some((lat, 2.35)),
+            available: true,
+            batteries_aboard: batteries,
+            tasks_held: 1,
+        }
+    }
+
+    fn low(id: &str, lat: f64) -> ScooterReport {
+        ScooterReport {
+            scooter_id: id.into(),
+            lat,
+            lon: 2.35,
+            range_km: 8.0,
+            on_trip: false,
+            at: chrono::DateTime::from_timestamp_millis(0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_batch_fills_the_nearest_van_then_the_next_then_leaves_tasks_open() {
+        let index = CrewIndex::new([crew("near", 48.850, 3), crew("far", 48.900, 2)]);
+        let reports: Vec<_> = (0..5).map(|i| low(&format!("CS-{i}"), 48.849)).collect();
+        let proposed = propose_crews(&index, reports.iter());
+        let proposed: Vec<_> = proposed.iter().map(|c| c.as_deref()).collect();
+        // One battery of each van is already promised (`tasks_held`).
+        assert_eq!(
+            proposed,
+            [Some("near"), Some("near"), Some("far"), None, None]
+        );
+    }
 }
