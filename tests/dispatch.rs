@@ -20,6 +20,7 @@ on_both_backends!(
     crew_inputs_are_checked,
     tasks_come_in_tour_order,
     going_unavailable_hands_back_unaccepted_tasks,
+    a_burst_fills_the_nearest_vans_and_leaves_the_rest_open,
 );
 
 /// With the worker's sweep out of the way, what a crew receives on becoming available is
@@ -632,94 +633,43 @@ mod scenarios {
         );
         assert_eq!(s.crew_scooters(&b).await, ["CS-0002"]);
     }
-}
 
-/// Rough numbers for the speed goals (run with `--ignored --nocapture`; debug builds
-/// are several times slower than release).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a check"]
-async fn measure_low_range_to_assignment() {
-    use std::time::Instant;
-
-    use common::dispatch::{north_of_center, CENTER};
-    use scootfleet::clock::Clock;
-    use scootfleet::dispatch::{on_scooter_report, ReportOutcome, ScooterReport};
-
-    for backend in backends() {
-        let s = TestServer::start(backend).await;
+    pub async fn a_burst_fills_the_nearest_vans_and_leaves_the_rest_open(s: &TestServer) {
         let op = s.operator_token().await;
-        for i in 0..20 {
-            s.crew_at(
-                &op,
-                &format!("Crew{i}"),
-                north_of_center(i as f64 * 0.5),
-                1_000,
-            )
-            .await;
+        let near = s.crew_at(&op, "Near", north_of_center(0.5), 3).await;
+        let far = s.crew_at(&op, "Far", north_of_center(5.0), 2).await;
+        // Eight scooters cross the threshold at once, two of them reporting twice.
+        let reports: Vec<_> = (0..8)
+            .chain([0, 1])
+            .map(|i| {
+                let state = s.state.clone();
+                let report = ScooterReport {
+                    scooter_id: format!("CS-{i:04}"),
+                    lat: CENTER.0 - i as f64 * 0.001,
+                    lon: CENTER.1,
+                    range_km: 9.0 - i as f64 * 0.1,
+                    on_trip: false,
+                    at: s.clock.now(),
+                };
+                tokio::spawn(async move { on_scooter_report(&state, report).await })
+            })
+            .collect();
+        let mut created = 0;
+        for report in reports {
+            match report.await.expect("joined").expect("report handled") {
+                ReportOutcome::TaskCreated { .. } => created += 1,
+                ReportOutcome::AlreadyHandled | ReportOutcome::Nothing => {}
+                other => panic!("unexpected outcome {other:?}"),
+            }
         }
-        let report = |i: usize, range_km: f64| ScooterReport {
-            scooter_id: format!("CS-{i:05}"),
-            lat: CENTER.0 + (i % 100) as f64 * 0.001,
-            lon: CENTER.1 + (i / 100) as f64 * 0.001,
-            range_km,
-            on_trip: false,
-            at: s.clock.now(),
-        };
-        // Common case: well above the threshold.
-        let started = Instant::now();
-        for i in 0..10_000 {
-            on_scooter_report(&s.state, report(i, 40.0)).await.unwrap();
-        }
-        let first = started.elapsed();
-        let started = Instant::now();
-        for i in 0..10_000 {
-            on_scooter_report(&s.state, report(i, 39.0)).await.unwrap();
-        }
-        eprintln!(
-            "{backend:?}: 10,000 high reports: {first:?} first time, {:?} from memory",
-            started.elapsed()
+        assert_eq!(created, 8, "one task per scooter");
+        assert_eq!(
+            s.crew_tasks(&near).await.len(),
+            3,
+            "as many as its batteries"
         );
-        // Low reports, one at a time: report to assignment.
-        let mut latencies = Vec::new();
-        for i in 0..1_000 {
-            let started = Instant::now();
-            let outcome = on_scooter_report(&s.state, report(i, 8.0)).await.unwrap();
-            latencies.push(started.elapsed());
-            assert!(matches!(
-                outcome,
-                ReportOutcome::TaskCreated {
-                    crew_id: Some(_),
-                    ..
-                }
-            ));
-        }
-        latencies.sort();
-        eprintln!(
-            "{backend:?}: low report to assigned: p50 {:?}, p99 {:?}",
-            latencies[500], latencies[990]
-        );
-        // A burst: 10,000 scooters crossing at once, 16 at a time.
-        let started = Instant::now();
-        let mut handles = Vec::new();
-        for lane in 0..16 {
-            let state = s.state.clone();
-            let reports: Vec<_> = (1_000 + lane..11_000)
-                .step_by(16)
-                .map(|i| report(i, 8.0))
-                .collect();
-            handles.push(tokio::spawn(async move {
-                for r in reports {
-                    on_scooter_report(&state, r).await.unwrap();
-                }
-            }));
-        }
-        for handle in handles {
-            handle.await.unwrap();
-        }
-        eprintln!(
-            "{backend:?}: burst of 10,000 dispatched in {:?}",
-            started.elapsed()
-        );
-        s.stop().await;
+        assert_eq!(s.crew_tasks(&far).await.len(), 2);
+        assert_eq!(s.ops_tasks(&op, Some("open")).await.len(), 3);
+        assert_eq!(s.ops_tasks(&op, None).await.len(), 8);
     }
 }

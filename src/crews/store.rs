@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::CrewState;
 use crate::clock::to_millis;
 use crate::db::Db;
-use crate::db_run;
+use crate::{db_run, db_write};
 
 #[derive(Debug, sqlx::FromRow)]
 struct CrewRow {
@@ -104,7 +104,7 @@ pub async fn apply(
     );
     let now = to_millis(now);
     let position_at = lat.map(|_| now);
-    let row: CrewRow = db_run!(db, |pool| sqlx::query_as(&sql)
+    let row: CrewRow = db_write!(db, |pool| sqlx::query_as(&sql)
         .bind(crew_id)
         .bind(lat)
         .bind(lon)

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::store::{self, NewTask};
-use super::{assign, hysteresis, Known, Step};
+use super::intake::Intake;
+use super::store;
+use super::{hysteresis, Known, Step};
 use crate::app::AppState;
 use crate::error::Error;
 
@@ -56,6 +57,8 @@ pub enum ReportOutcome {
 pub struct Dispatcher {
     memory: Mutex<HashMap<String, (Known, Instant)>>,
     trust: Duration,
+    /// Low reports waiting to be turned into tasks.
+    pub(super) intake: Intake,
 }
 
 impl Dispatcher {
@@ -63,6 +66,7 @@ impl Dispatcher {
         Self {
             memory: Mutex::new(HashMap::new()),
             trust,
+            intake: Intake::default(),
         }
     }
 
@@ -74,7 +78,7 @@ impl Dispatcher {
             .map(|(known, _)| *known)
     }
 
-    fn remember(&self, scooter_id: &str, known: Known) {
+    pub(super) fn remember(&self, scooter_id: &str, known: Known) {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         memory.insert(scooter_id.to_owned(), (known, Instant::now()));
     }
@@ -121,51 +125,7 @@ pub async fn on_scooter_report(
             dispatcher.remember(&report.scooter_id, disarmed);
             Ok(ReportOutcome::TaskUpdated)
         }
-        Step::Trigger => {
-            let id = crate::ids::new_id("task");
-            let candidate = state
-                .crews
-                .read()
-                .nearest(report.lat, report.lon, |_| true)
-                .map(|crew| crew.crew_id.clone());
-            let created = store::open_task_if_armed(
-                &state.db,
-                &NewTask {
-                    id: &id,
-                    scooter_id: &report.scooter_id,
-                    lat: report.lat,
-                    lon: report.lon,
-                    range_km: report.range_km,
-                    low_at: report.at,
-                    now: state.clock.now(),
-                },
-                candidate.as_deref(),
-            )
-            .await?;
-            dispatcher.remember(&report.scooter_id, disarmed);
-            let Some((task, assigned)) = created else {
-                return Ok(ReportOutcome::AlreadyHandled);
-            };
-            tracing::info!(task_id = %task.id, scooter_id = %task.scooter_id, range_km = task.range_km, "battery-swap task created");
-            metrics::counter!("dispatch_tasks_created_total").increment(1);
-            let crew_id = match (assigned, candidate) {
-                (true, Some(crew_id)) => {
-                    state.crews.write().adjust_held(&crew_id, 1);
-                    assign::assigned(&task, &crew_id);
-                    Some(crew_id)
-                }
-                (_, candidate) => {
-                    if let Some(crew_id) = candidate {
-                        assign::learn_crew(state, &crew_id).await?;
-                    }
-                    assign::to_nearest_crew(state, &task.id, (task.lat, task.lon), &[]).await?
-                }
-            };
-            Ok(ReportOutcome::TaskCreated {
-                task_id: task.id,
-                crew_id,
-            })
-        }
+        Step::Trigger => super::intake::trigger(state, report).await,
     }
 }
 

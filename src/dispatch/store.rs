@@ -5,6 +5,8 @@
 //! SQLite, so the task read next is the one the change applies to, even with several servers.
 //! Locks are taken task first, then crew, everywhere.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 
 use super::lifecycle::{plan, Action, Effects, Refusal, Task};
@@ -18,7 +20,8 @@ const COLUMNS: &str = "id, kind, scooter_id, lat, lon, range_km, status, crew_id
     created_at_ms, assigned_at_ms, first_assigned_at_ms, accepted_at_ms, completed_at_ms, \
     cancelled_at_ms, swapped_range_km";
 
-/// A task to create for a scooter that reported a low range.
+/// A task to create for a scooter that reported a low range, and the crew the index
+/// proposes for it.
 #[derive(Debug)]
 pub struct NewTask<'a> {
     pub id: &'a str,
@@ -27,89 +30,126 @@ pub struct NewTask<'a> {
     pub lon: f64,
     pub range_km: f64,
     pub low_at: DateTime<Utc>,
-    pub now: DateTime<Utc>,
+    pub crew_id: Option<&'a str>,
 }
 
-/// Creates the scooter's task if the scooter is armed and has no unfinished task, and
-/// disarms it; `None` when nothing was created.
+/// Rows per multi-row statement: 12 parameters each stays far below both engines' limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Creates, in one transaction, the task of each armed scooter of `tasks` that has no
+/// unfinished task, and disarms them. Answers in the order of `tasks`: the created task, or
+/// `None` when the scooter already had its task or was waiting to be re-armed.
 ///
-/// When `crew_id` is given and that crew is available with a battery to spare, the task is
-/// created assigned to it, in the same transaction; the flag says whether it was.
-pub async fn open_task_if_armed(
+/// Each scooter must appear at most once. A task is created assigned to its proposed crew
+/// when that crew is available with batteries to spare for every task proposed to it here;
+/// otherwise it is created open.
+pub async fn open_tasks_if_armed(
     db: &Db,
-    task: &NewTask<'_>,
-    crew_id: Option<&str>,
-) -> Result<Option<(Task, bool)>, sqlx::Error> {
-    let now = to_millis(task.now);
-    let insert = format!(
-        "insert into tasks (id, kind, scooter_id, lat, lon, range_km, status, crew_id, \
-             low_at_ms, created_at_ms, assigned_at_ms, first_assigned_at_ms) \
-         values ($1, 'battery_swap', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-         on conflict do nothing returning {COLUMNS}"
-    );
-    db_write!(db, |pool| {
+    tasks: &[NewTask<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Task>>, sqlx::Error> {
+    let now = to_millis(now);
+    // Crews in id order, scooters in id order: the order every task change locks them in.
+    let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
+    for crew_id in tasks.iter().filter_map(|t| t.crew_id) {
+        *wanted.entry(crew_id).or_default() += 1;
+    }
+    let mut scooters: Vec<&str> = tasks.iter().map(|t| t.scooter_id).collect();
+    scooters.sort_unstable();
+    let mut created: HashMap<String, Task> = db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
-        // Crew first, then the scooter's flag: the order every task change locks them in.
-        let mut taken = false;
-        if let Some(crew_id) = crew_id {
-            taken = sqlx::query(
-                "update crews set tasks_held = tasks_held + 1, updated_at_ms = $2 \
-                 where crew_id = $1 and available and batteries_aboard > tasks_held",
+        let mut taken: HashSet<&str> = HashSet::new();
+        for (crew_id, count) in &wanted {
+            let claimed = sqlx::query(
+                "update crews set tasks_held = tasks_held + $2, updated_at_ms = $3 \
+                 where crew_id = $1 and available and batteries_aboard >= tasks_held + $2",
             )
-            .bind(crew_id)
+            .bind(*crew_id)
+            .bind(*count)
             .bind(now)
             .execute(&mut *tx)
             .await?
-            .rows_affected()
-                == 1;
+            .rows_affected();
+            if claimed == 1 {
+                taken.insert(crew_id);
+            }
         }
-        // One statement both checks and clears the flag: of concurrent reports, one wins.
-        let disarmed: Option<String> = sqlx::query_scalar(
-            "insert into dispatch_scooters (scooter_id, armed, updated_at_ms) values ($1, false, $2) \
-             on conflict (scooter_id) do update set armed = false, updated_at_ms = excluded.updated_at_ms \
-             where dispatch_scooters.armed returning scooter_id",
-        )
-        .bind(task.scooter_id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if disarmed.is_none() {
-            tx.rollback().await?;
-            return Ok(None);
+        // One statement both checks and clears the flags: of concurrent reports, one wins.
+        let mut disarmed: HashSet<String> = HashSet::new();
+        for chunk in scooters.chunks(ROWS_PER_STATEMENT) {
+            let mut disarm = sqlx::QueryBuilder::new(
+                "insert into dispatch_scooters (scooter_id, armed, updated_at_ms) ",
+            );
+            disarm.push_values(chunk, |mut row, scooter_id| {
+                row.push_bind(*scooter_id).push_bind(false).push_bind(now);
+            });
+            disarm.push(
+                " on conflict (scooter_id) do update set armed = false, \
+                 updated_at_ms = excluded.updated_at_ms \
+                 where dispatch_scooters.armed returning scooter_id",
+            );
+            let ids: Vec<String> = disarm.build_query_scalar().fetch_all(&mut *tx).await?;
+            disarmed.extend(ids);
         }
-        let (status, crew, assigned_at) = match crew_id.filter(|_| taken) {
-            Some(crew_id) => ("assigned", Some(crew_id), Some(now)),
-            None => ("open", None, None),
-        };
-        // The partial unique index refuses a second unfinished task for the scooter.
-        let created: Option<Task> = sqlx::query_as(&insert)
-            .bind(task.id)
-            .bind(task.scooter_id)
-            .bind(task.lat)
-            .bind(task.lon)
-            .bind(task.range_km)
-            .bind(status)
-            .bind(crew)
-            .bind(to_millis(task.low_at))
-            .bind(now)
-            .bind(assigned_at)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if created.is_none() && taken {
-            // The scooter already has its task: give the battery back.
-            sqlx::query("update crews set tasks_held = tasks_held - 1 where crew_id = $1")
-                .bind(crew_id)
-                .execute(&mut *tx)
-                .await?;
+        let rows: Vec<&NewTask<'_>> = tasks
+            .iter()
+            .filter(|t| disarmed.contains(t.scooter_id))
+            .collect();
+        let mut created: HashMap<String, Task> = HashMap::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "insert into tasks (id, kind, scooter_id, lat, lon, range_km, status, crew_id, \
+                 low_at_ms, created_at_ms, assigned_at_ms, first_assigned_at_ms) ",
+            );
+            insert.push_values(chunk, |mut row, task| {
+                let crew = task.crew_id.filter(|c| taken.contains(c));
+                let (status, assigned_at) = match crew {
+                    Some(_) => ("assigned", Some(now)),
+                    None => ("open", None),
+                };
+                row.push_bind(task.id)
+                    .push_bind("battery_swap")
+                    .push_bind(task.scooter_id)
+                    .push_bind(task.lat)
+                    .push_bind(task.lon)
+                    .push_bind(task.range_km)
+                    .push_bind(status)
+                    .push_bind(crew)
+                    .push_bind(to_millis(task.low_at))
+                    .push_bind(now)
+                    .push_bind(assigned_at)
+                    .push_bind(assigned_at);
+            });
+            // The partial unique index refuses a second unfinished task for a scooter.
+            insert.push(" on conflict do nothing returning ");
+            insert.push(COLUMNS);
+            let tasks: Vec<Task> = insert.build_query_as().fetch_all(&mut *tx).await?;
+            created.extend(tasks.into_iter().map(|t| (t.scooter_id.clone(), t)));
+        }
+        // Batteries claimed for tasks that were not created go back.
+        for crew_id in &taken {
+            let used = created
+                .values()
+                .filter(|t| t.crew_id.as_deref() == Some(*crew_id))
+                .count();
+            let unused = wanted[crew_id] - i64::try_from(used).unwrap_or(i64::MAX);
+            if unused > 0 {
+                sqlx::query("update crews set tasks_held = tasks_held - $2 where crew_id = $1")
+                    .bind(*crew_id)
+                    .bind(unused)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
-        Ok(created.map(|task| (task, taken)))
-    })
+        Ok::<_, sqlx::Error>(created)
+    })?;
+    Ok(tasks.iter().map(|t| created.remove(t.scooter_id)).collect())
 }
 
 /// Lets the scooter get a task again.
 pub async fn rearm(db: &Db, scooter_id: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    db_run!(db, |pool| sqlx::query(
+    db_write!(db, |pool| sqlx::query(
         "update dispatch_scooters set armed = true, updated_at_ms = $2 \
          where scooter_id = $1 and not armed"
     )
@@ -128,7 +168,7 @@ pub async fn refresh_active_task(
     lon: f64,
     range_km: f64,
 ) -> Result<(), sqlx::Error> {
-    db_run!(db, |pool| sqlx::query(
+    db_write!(db, |pool| sqlx::query(
         "update tasks set lat = $2, lon = $3, range_km = $4 \
          where scooter_id = $1 and status in ('open', 'assigned', 'accepted')"
     )

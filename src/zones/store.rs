@@ -8,6 +8,7 @@ use super::{default_feature_collection, parse_zones, ZoneSet};
 use crate::clock::{from_millis, to_millis};
 use crate::db::{is_unique_violation, Db};
 use crate::db_run;
+use crate::db_write;
 use crate::error::Error;
 
 /// How often a new version is retried when another server took the same number at once.
@@ -44,7 +45,7 @@ pub async fn insert_zone_set(
 ) -> Result<i64, Error> {
     let feature_count = i64::try_from(feature_count).context("feature count")?;
     for _ in 0..VERSION_ATTEMPTS {
-        let inserted = db_run!(db, |pool| {
+        let inserted = db_write!(db, |pool| {
             sqlx::query_scalar(
                 "insert into zone_sets (version, created_at_ms, created_by, feature_count, geojson) \
                  select coalesce(max(version), 0) + 1, $1, $2, $3, $4 from zone_sets \
@@ -112,7 +113,7 @@ pub async fn load_zone_set(db: &Db, now: DateTime<Utc>) -> anyhow::Result<ZoneSe
             let defaults = default_feature_collection().context("the built-in zones")?;
             let count = i64::try_from(defaults["features"].as_array().map_or(0, Vec::len))?;
             let text = serde_json::to_string(&defaults)?;
-            db_run!(db, |pool| {
+            db_write!(db, |pool| {
                 sqlx::query(
                     "insert into zone_sets (version, created_at_ms, created_by, feature_count, geojson) \
                      values (1, $1, null, $2, $3) on conflict (version) do nothing",
@@ -158,7 +159,7 @@ pub async fn insert_hours(
     now: DateTime<Utc>,
 ) -> Result<i64, Error> {
     for _ in 0..VERSION_ATTEMPTS {
-        let inserted = db_run!(db, |pool| {
+        let inserted = db_write!(db, |pool| {
             sqlx::query_scalar(
                 "insert into operating_hours (version, created_at_ms, created_by, timezone, open_minute, close_minute) \
                  select coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5 from operating_hours \

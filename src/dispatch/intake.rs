@@ -1,0 +1,257 @@
+//! The intake of low reports: reports that arrive together are handled together.
+//!
+//! A low report joins a queue. When nobody is draining it, a drain task starts at once, so a
+//! lone report waits for nothing; while a batch is in the database, the reports that arrive
+//! meanwhile queue up and go together in the next one: one transaction creates and assigns
+//! all their tasks, with multi-row statements. A burst of scooters crossing the threshold
+//! thus costs a few transactions, not one per scooter.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+use super::report::{ReportOutcome, ScooterReport};
+use super::store::{self, NewTask};
+use super::{assign, Known};
+use crate::app::AppState;
+use crate::crews::CrewIndex;
+use crate::error::Error;
+
+/// The most reports one transaction takes; more wait for the next one.
+const MAX_BATCH: usize = 2_000;
+
+type Answer = oneshot::Sender<Result<ReportOutcome, String>>;
+
+/// Low reports waiting for their batch.
+#[derive(Debug, Default)]
+pub struct Intake {
+    queue: Mutex<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<(ScooterReport, Answer)>,
+    /// A drain task is running: it will take what is queued.
+    draining: bool,
+}
+
+impl Intake {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next batch, or `None` (and no longer draining) when the queue is empty.
+    fn next_batch(&self) -> Option<Vec<(ScooterReport, Answer)>> {
+        let mut queue = self.queue();
+        if queue.waiting.is_empty() {
+            queue.draining = false;
+            return None;
+        }
+        let n = queue.waiting.len().min(MAX_BATCH);
+        Some(queue.waiting.drain(..n).collect())
+    }
+}
+
+/// Creates the reported scooter's task (unless it has one) and assigns it, together with
+/// whatever other low reports arrive meanwhile; answers once the task is stored.
+pub async fn trigger(state: &AppState, report: ScooterReport) -> Result<ReportOutcome, Error> {
+    let (answer, outcome) = oneshot::channel();
+    let start = {
+        let mut queue = state.dispatch.intake.queue();
+        queue.waiting.push((report, answer));
+        !std::mem::replace(&mut queue.draining, true)
+    };
+    if start {
+        // A task of its own: a request that goes away does not strand the others.
+        tokio::spawn(drain(state.clone()));
+    }
+    outcome
+        .await
+        .map_err(|_| Error::Internal(anyhow::anyhow!("dispatch dropped a low report")))?
+        .map_err(|cause| Error::Internal(anyhow::anyhow!("creating a battery-swap task: {cause}")))
+}
+
+async fn drain(state: AppState) {
+    loop {
+        // Let the callers just answered (or woken with this report) queue their next reports
+        // first: a few microseconds for a lone report, a fuller batch for many.
+        tokio::task::yield_now().await;
+        let Some(batch) = state.dispatch.intake.next_batch() else {
+            return;
+        };
+        // Its own task too, so that a panic answers this batch with an error and the queue
+        // keeps moving.
+        if let Err(err) = tokio::spawn(handle(state.clone(), batch)).await {
+            tracing::error!(error = %err, "a batch of low reports failed");
+        }
+    }
+}
+
+/// Proposes the nearest crew for each report, creates the tasks in one transaction, then
+/// answers; a task its crew could not take goes to the next nearest crew on its own.
+async fn handle(state: AppState, batch: Vec<(ScooterReport, Answer)>) {
+    // One task per scooter: a later report of the same scooter is answered like the first.
+    let mut seen = HashSet::new();
+    let (mut batch, repeats): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|(report, _)| seen.insert(report.scooter_id.clone()));
+    // When vans run short, the most urgent scooters get the batteries.
+    let floor = state.config.rental_floor_km;
+    batch.sort_by(|(a, _), (b, _)| {
+        (b.range_km < floor)
+            .cmp(&(a.range_km < floor))
+            .then(a.range_km.total_cmp(&b.range_km))
+    });
+    let ids: Vec<String> = batch.iter().map(|_| crate::ids::new_id("task")).collect();
+    let crews = propose_crews(&state.crews.read(), batch.iter().map(|(report, _)| report));
+    let new_tasks: Vec<NewTask<'_>> = batch
+        .iter()
+        .zip(&ids)
+        .zip(&crews)
+        .map(|(((report, _), id), crew_id)| NewTask {
+            id,
+            scooter_id: &report.scooter_id,
+            lat: report.lat,
+            lon: report.lon,
+            range_km: report.range_km,
+            low_at: report.at,
+            crew_id: crew_id.as_deref(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let created = store::open_tasks_if_armed(&state.db, &new_tasks, state.clock.now()).await;
+    drop(new_tasks);
+    metrics::histogram!("dispatch_batch_seconds").record(started.elapsed().as_secs_f64());
+    let created = match created {
+        Ok(created) => created,
+        Err(err) => {
+            tracing::error!(error = %err, reports = batch.len(), "storing battery-swap tasks failed");
+            let cause = err.to_string();
+            for (_, answer) in batch.into_iter().chain(repeats) {
+                let _ = answer.send(Err(cause.clone()));
+            }
+            return;
+        }
+    };
+    let mut refused = HashSet::new();
+    let mut pass_on = Vec::new();
+    for (((report, answer), task), candidate) in batch.into_iter().zip(created).zip(crews) {
+        state.dispatch.remember(
+            &report.scooter_id,
+            Known::Disarmed {
+                lat: report.lat,
+                lon: report.lon,
+                range_km: report.range_km,
+            },
+        );
+        let Some(task) = task else {
+            let _ = answer.send(Ok(ReportOutcome::AlreadyHandled));
+            continue;
+        };
+        tracing::info!(task_id = %task.id, scooter_id = %task.scooter_id, range_km = task.range_km, "battery-swap task created");
+        metrics::counter!("dispatch_tasks_created_total").increment(1);
+        match task.crew_id.clone() {
+            Some(crew_id) => {
+                state.crews.write().adjust_held(&crew_id, 1);
+                assign::assigned(&task, &crew_id);
+                let outcome = ReportOutcome::TaskCreated {
+                    task_id: task.id,
+                    crew_id: Some(crew_id),
+                };
+                let _ = answer.send(Ok(outcome));
+            }
+            None => {
+                refused.extend(candidate);
+                pass_on.push((task, answer));
+            }
+        }
+    }
+    for (_, answer) in repeats {
+        let _ = answer.send(Ok(ReportOutcome::AlreadyHandled));
+    }
+    if pass_on.is_empty() {
+        return;
+    }
+    // The index was behind about the crews that could not take their tasks.
+    for crew_id in &refused {
+        if let Err(err) = assign::learn_crew(&state, crew_id).await {
+            tracing::warn!(error = ?err, %crew_id, "could not reread a crew");
+        }
+    }
+    for (task, answer) in pass_on {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let at = (task.lat, task.lon);
+            let outcome = assign::to_nearest_crew(&state, &task.id, at, &[])
+                .await
+                .map(|crew_id| ReportOutcome::TaskCreated {
+                    task_id: task.id.clone(),
+                    crew_id,
+                })
+                .map_err(|err| format!("{err:?}"));
+            let _ = answer.send(outcome);
+        });
+    }
+}
+
+/// The nearest crew with a battery to spare for each report, counting the batteries promised
+/// to the reports before it.
+fn propose_crews<'a>(
+    index: &CrewIndex,
+    reports: impl Iterator<Item = &'a ScooterReport>,
+) -> Vec<Option<String>> {
+    let mut promised: HashMap<String, i64> = HashMap::new();
+    reports
+        .map(|report| {
+            let crew_id = index
+                .nearest(report.lat, report.lon, |id| {
+                    let spare = index.get(id).map_or(0, |crew| crew.spare());
+                    promised.get(id).copied().unwrap_or(0) < spare
+                })
+                .map(|crew| crew.crew_id.clone())?;
+            *promised.entry(crew_id.clone()).or_default() += 1;
+            Some(crew_id)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crews::CrewState;
+
+    fn crew(id: &str, lat: f64, batteries: i64) -> CrewState {
+        CrewState {
+            crew_id: id.into(),
+            position: Some((lat, 2.35)),
+            available: true,
+            batteries_aboard: batteries,
+            tasks_held: 1,
+        }
+    }
+
+    fn low(id: &str, lat: f64) -> ScooterReport {
+        ScooterReport {
+            scooter_id: id.into(),
+            lat,
+            lon: 2.35,
+            range_km: 8.0,
+            on_trip: false,
+            at: chrono::DateTime::from_timestamp_millis(0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_batch_fills_the_nearest_van_then_the_next_then_leaves_tasks_open() {
+        let index = CrewIndex::new([crew("near", 48.850, 3), crew("far", 48.900, 2)]);
+        let reports: Vec<_> = (0..5).map(|i| low(&format!("CS-{i}"), 48.849)).collect();
+        let proposed = propose_crews(&index, reports.iter());
+        let proposed: Vec<_> = proposed.iter().map(|c| c.as_deref()).collect();
+        // One battery of each van is already promised (`tasks_held`).
+        assert_eq!(
+            proposed,
+            [Some("near"), Some("near"), Some("far"), None, None]
+        );
+    }
+}
