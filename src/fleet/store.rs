@@ -1,5 +1,7 @@
 //! The fleet in the database: scooters, their state changes, and telemetry history.
 
+use futures_util::TryStreamExt;
+
 use super::{Event, Reading, Reason, ScooterState};
 use crate::db::{is_unique_violation, Conn, Db};
 use crate::error::Error;
@@ -197,15 +199,22 @@ pub async fn count_scooters(db: &Db) -> Result<i64, sqlx::Error> {
     })
 }
 
-/// Every scooter, all states.
-pub async fn all_scooters(db: &Db) -> Result<Vec<ScooterRow>, sqlx::Error> {
+/// Every scooter, all states, handed to `each` as it is read: a million rows are never
+/// all held at once, and the caller's work overlaps the database's.
+pub async fn each_scooter<E: From<sqlx::Error>>(
+    db: &Db,
+    mut each: impl FnMut(ScooterRow) -> Result<(), E>,
+) -> Result<(), E> {
     db_run!(db, |pool| {
-        sqlx::query_as(
+        let mut rows = sqlx::query_as::<_, ScooterRow>(
             "select scooter_id, device_token_hash, state, state_reason, state_version, \
              lat, lon, range_km, battery_pct, last_seen_ms from scooters",
         )
-        .fetch_all(pool)
-        .await
+        .fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            each(row)?;
+        }
+        Ok(())
     })
 }
 
