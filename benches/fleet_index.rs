@@ -171,8 +171,9 @@ fn main() {
         let rebuilt = snapshot.build();
         let outside = ms(started);
         let started = Instant::now();
-        index.finish_rebuild(rebuilt);
+        let worn = index.finish_rebuild(rebuilt);
         let locked = locked + ms(started);
+        drop(worn);
         println!("n={n}: tree rebuilt: {outside:.0} ms outside the lock, {locked:.1} ms under it");
         report(
             n,

@@ -113,6 +113,11 @@ pub struct RebuiltTree {
     tree: RTree<Entry>,
 }
 
+/// A tree replaced by a rebuilt one, to be dropped outside the lock.
+pub struct WornTree {
+    _tree: RTree<Entry>,
+}
+
 impl TreeSnapshot {
     /// Bulk-loads the tree (about a second for a million scooters: not under the lock).
     pub fn build(self) -> RebuiltTree {
@@ -335,8 +340,9 @@ impl LiveIndex {
     }
 
     /// Puts the rebuilt tree in place, after moving in it the scooters that moved (or
-    /// arrived) since its snapshot was taken.
-    pub fn finish_rebuild(&mut self, rebuilt: RebuiltTree) {
+    /// arrived) since its snapshot was taken. Returns the worn tree: free it once the lock
+    /// is released (freeing a million entries takes a while).
+    pub fn finish_rebuild(&mut self, rebuilt: RebuiltTree) -> WornTree {
         let RebuiltTree { points, mut tree } = rebuilt;
         let mut moved = self.moved_during_rebuild.take().unwrap_or_default();
         // Once per slot, however often it moved: from where the snapshot had it to now.
@@ -359,8 +365,10 @@ impl LiveIndex {
             tree.insert(Entry::new(now, slot));
             replayed += 1;
         }
-        self.tree = tree;
         self.moves_since_build = replayed;
+        WornTree {
+            _tree: std::mem::replace(&mut self.tree, tree),
+        }
     }
 
     /// The version of the service area the index knows each scooter's place in.

@@ -156,7 +156,8 @@ impl Fleet {
             return false;
         };
         let rebuilt = snapshot.build();
-        self.write().finish_rebuild(rebuilt);
+        let worn = self.write().finish_rebuild(rebuilt);
+        drop(worn);
         true
     }
 
@@ -343,30 +344,25 @@ impl Fleet {
 
 /// Every stored scooter, as the live index holds it.
 async fn stored_scooters(db: &Db) -> anyhow::Result<Vec<(Scooter, [u8; 32])>> {
-    let mut entries = Vec::new();
-    store::each_scooter(db, |row| {
+    store::all_scooters(db, |row| {
         let state = ScooterState::parse(&row.state, row.state_reason.as_deref())
             .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
         let hash = from_hex(&row.device_token_hash)
             .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
-        entries.push((
-            Scooter {
-                scooter_id: row.scooter_id.into(),
-                state,
-                state_version: row.state_version,
-                lat: row.lat,
-                lon: row.lon,
-                range_km: row.range_km,
-                battery_pct: row.battery_pct,
-                last_seen_ms: row.last_seen_ms,
-                heard_ms: row.last_seen_ms,
-            },
-            hash,
-        ));
-        Ok::<_, anyhow::Error>(())
+        let scooter = Scooter {
+            scooter_id: row.scooter_id.into(),
+            state,
+            state_version: row.state_version,
+            lat: row.lat,
+            lon: row.lon,
+            range_km: row.range_km,
+            battery_pct: row.battery_pct,
+            last_seen_ms: row.last_seen_ms,
+            heard_ms: row.last_seen_ms,
+        };
+        Ok::<_, anyhow::Error>((scooter, hash))
     })
-    .await?;
-    Ok(entries)
+    .await
 }
 
 #[cfg(test)]
