@@ -202,53 +202,22 @@ pub async fn count_scooters(db: &Db) -> Result<i64, sqlx::Error> {
 const SELECT_SCOOTERS: &str = "select scooter_id, device_token_hash, state, state_reason, \
      state_version, lat, lon, range_km, battery_pct, last_seen_ms from scooters";
 
-/// How many parts SQLite reads the fleet in at once, each on its own connection (and so
-/// its own thread): a cold start with a million scooters is mostly this read.
-const SQLITE_READ_PARTS: i64 = 4;
-
 /// Every scooter, all states, each turned by `convert` into what the caller keeps as soon
-/// as it is read: a million rows are never all held at once. SQLite reads in parts by
-/// `rowid`, concurrently; PostgreSQL streams one query.
+/// as it is read: a million rows are never all held at once, and the conversion overlaps
+/// the database's work. (Reading SQLite in concurrent parts by `rowid` was measured
+/// slower on two cores: the parts' threads compete with the conversion.)
 pub async fn all_scooters<T, E: From<sqlx::Error>>(
     db: &Db,
     convert: impl Fn(ScooterRow) -> Result<T, E>,
 ) -> Result<Vec<T>, E> {
-    match db {
-        Db::Sqlite(pool) => {
-            let (low, high): (i64, i64) = sqlx::query_as(
-                "select coalesce(min(rowid), 0), coalesce(max(rowid), 0) from scooters",
-            )
-            .fetch_one(pool)
-            .await?;
-            let step = (high - low) / SQLITE_READ_PARTS + 1;
-            let query = format!("{SELECT_SCOOTERS} where rowid >= $1 and rowid < $2");
-            let parts = (0..SQLITE_READ_PARTS).map(|part| {
-                let (query, convert) = (&query, &convert);
-                async move {
-                    let from = low + part * step;
-                    let mut rows = sqlx::query_as::<_, ScooterRow>(query)
-                        .bind(from)
-                        .bind(from + step)
-                        .fetch(pool);
-                    let mut kept = Vec::new();
-                    while let Some(row) = rows.try_next().await? {
-                        kept.push(convert(row)?);
-                    }
-                    Ok::<_, E>(kept)
-                }
-            });
-            let parts = futures_util::future::try_join_all(parts).await?;
-            Ok(parts.into_iter().flatten().collect())
+    db_run!(db, |pool| {
+        let mut rows = sqlx::query_as::<_, ScooterRow>(SELECT_SCOOTERS).fetch(pool);
+        let mut kept = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            kept.push(convert(row)?);
         }
-        Db::Postgres(pool) => {
-            let mut rows = sqlx::query_as::<_, ScooterRow>(SELECT_SCOOTERS).fetch(pool);
-            let mut kept = Vec::new();
-            while let Some(row) = rows.try_next().await? {
-                kept.push(convert(row)?);
-            }
-            Ok(kept)
-        }
-    }
+        Ok(kept)
+    })
 }
 
 /// Moves a scooter from `from` to `to` and records `event`, only if it is still in `from`:
