@@ -1,14 +1,16 @@
-//! The live fleet index in-process: cold build, nearby queries, moves, memory.
+//! The live fleet index in-process: cold build, nearby queries, moves, rebuilds, memory.
 //!
 //! `cargo bench --bench fleet_index` (add `--profile dev` for a quick, unoptimised run).
 //! Prints one line per measure; BENCHMARKS.md records the results.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use scootfleet::fleet::live::{LiveIndex, NearbyQuery, Scooter};
+use scootfleet::fleet::live::{LiveIndex, NearbyQuery, Scooter, ServiceArea};
 use scootfleet::fleet::{Reading, ScooterState};
+use scootfleet::zones::{default_feature_collection, parse_zones, ZoneSet};
 
 /// Paris inside the Boulevard Périphérique, roughly.
 const LAT: (f64, f64) = (48.815, 48.902);
@@ -20,6 +22,17 @@ fn resident_kib() -> u64 {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map(|pages| pages * 4)
         .unwrap_or(0)
+}
+
+fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+/// The built-in service area (Paris and Neuilly), as the server has it before any upload.
+fn paris() -> ZoneSet {
+    let collection = default_feature_collection().expect("built-in zones");
+    let zones = parse_zones(&collection).expect("built-in zones parse");
+    ZoneSet::new(1, chrono::Utc::now(), None, collection, zones)
 }
 
 fn fleet(n: usize, rng: &mut StdRng) -> Vec<(Scooter, [u8; 32])> {
@@ -43,7 +56,12 @@ fn fleet(n: usize, rng: &mut StdRng) -> Vec<(Scooter, [u8; 32])> {
         .collect()
 }
 
-fn queries(index: &LiveIndex, rng: &mut StdRng, count: usize) -> (f64, f64, f64, f64) {
+fn queries(
+    index: &LiveIndex,
+    area: &dyn ServiceArea,
+    rng: &mut StdRng,
+    count: usize,
+) -> (f64, f64, f64, f64) {
     let mut latencies = Vec::with_capacity(count);
     let mut found = 0usize;
     let started = Instant::now();
@@ -56,7 +74,7 @@ fn queries(index: &LiveIndex, rng: &mut StdRng, count: usize) -> (f64, f64, f64,
             min_range_km: 5.0,
         };
         let t = Instant::now();
-        found += index.nearby(&query, &|_, _| true).len();
+        found += index.nearby(&query, area).len();
         latencies.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
@@ -66,46 +84,101 @@ fn queries(index: &LiveIndex, rng: &mut StdRng, count: usize) -> (f64, f64, f64,
     (rate, p50, p99, found as f64 / count as f64)
 }
 
+fn report(n: usize, what: &str, (rate, p50, p99, avg): (f64, f64, f64, f64)) {
+    println!(
+        "n={n}: nearby 500 m / 10, {what}: {rate:.0} q/s on one core, p50 {p50:.1} µs, p99 {p99:.1} µs, {avg:.1} found"
+    );
+}
+
+/// Every scooter moves a few metres, in random order, as telemetry would do; moves/s.
+fn move_all(index: &mut LiveIndex, n: usize, rng: &mut StdRng, clock: &mut i64) -> f64 {
+    let ids: Vec<String> = (0..n).map(|i| format!("CS-{i:07}")).collect();
+    let started = Instant::now();
+    for _ in 0..n {
+        let id = &ids[rng.gen_range(0..n)];
+        let Some(current) = index.get(id).cloned() else {
+            continue;
+        };
+        *clock += 1;
+        let reading = Reading {
+            lat: (current.lat + rng.gen_range(-0.0003..0.0003)).clamp(LAT.0, LAT.1),
+            lon: (current.lon + rng.gen_range(-0.0004..0.0004)).clamp(LON.0, LON.1),
+            range_km: current.range_km,
+            battery_pct: current.battery_pct,
+            speed_kmh: None,
+            recorded_at_ms: *clock,
+        };
+        index.apply_reading(id, &reading, *clock);
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let mut rng = StdRng::seed_from_u64(42);
+    let area: Arc<dyn ServiceArea> = Arc::new(paris());
+    let mut clock = 0;
     for n in [100_000usize, 1_000_000] {
         let entries = fleet(n, &mut rng);
         let before = resident_kib();
         let started = Instant::now();
         let mut index = LiveIndex::build(entries);
-        let build = started.elapsed();
+        let build = ms(started);
         let bytes = (resident_kib().saturating_sub(before)) * 1024;
         println!(
-            "n={n}: build {:.0} ms, index memory ≈ {} bytes/scooter (resident growth)",
-            build.as_secs_f64() * 1e3,
+            "n={n}: build {build:.0} ms, index memory ≈ {} bytes/scooter (resident growth)",
             bytes / n as u64
         );
-        let (rate, p50, p99, avg) = queries(&index, &mut rng, 100_000);
-        println!(
-            "n={n}: nearby 500 m / 10: {rate:.0} q/s on one core, p50 {p50:.1} µs, p99 {p99:.1} µs, {avg:.1} found"
+        // As before the index knows the zones: a polygon test per candidate.
+        report(
+            n,
+            "zones tested per candidate",
+            queries(&index, &*area, &mut rng, 50_000),
         );
-        // Every scooter moves a few metres, in random order, as telemetry would do.
         let started = Instant::now();
-        for step in 0..n {
-            let i = rng.gen_range(0..n);
-            let id = format!("CS-{i:07}");
-            let Some(current) = index.get(&id).cloned() else {
-                continue;
-            };
-            let reading = Reading {
-                lat: (current.lat + rng.gen_range(-0.0003..0.0003)).clamp(LAT.0, LAT.1),
-                lon: (current.lon + rng.gen_range(-0.0004..0.0004)).clamp(LON.0, LON.1),
-                range_km: current.range_km,
-                battery_pct: current.battery_pct,
-                speed_kmh: None,
-                recorded_at_ms: step as i64 + 1,
-            };
-            index.apply_reading(&id, &reading, step as i64 + 1);
-        }
-        let moves = n as f64 / started.elapsed().as_secs_f64();
-        let (rate, p50, p99, _) = queries(&index, &mut rng, 100_000);
+        let positions = index.positions();
+        let inside = positions
+            .iter()
+            .map(|&(lat, lon)| area.contains(lat, lon))
+            .collect();
+        index.adopt_area(area.clone(), &positions, inside);
+        println!("n={n}: placed in the service area in {:.0} ms", ms(started));
+        report(
+            n,
+            "zones known per scooter",
+            queries(&index, &*area, &mut rng, 100_000),
+        );
+        let moves = move_all(&mut index, n, &mut rng, &mut clock);
         println!(
-            "n={n}: {moves:.0} moves/s; after {n} moves: {rate:.0} q/s, p50 {p50:.1} µs, p99 {p99:.1} µs"
+            "n={n}: {moves:.0} moves/s (one per scooter), worn: {}",
+            index.is_worn()
+        );
+        report(
+            n,
+            "after those moves",
+            queries(&index, &*area, &mut rng, 100_000),
+        );
+        let moves = move_all(&mut index, n, &mut rng, &mut clock);
+        println!("n={n}: {moves:.0} moves/s (a second per scooter)");
+        report(
+            n,
+            "after two moves per scooter",
+            queries(&index, &*area, &mut rng, 100_000),
+        );
+        let started = Instant::now();
+        let snapshot = index.start_rebuild().expect("no rebuild under way");
+        let locked = ms(started);
+        let started = Instant::now();
+        let rebuilt = snapshot.build();
+        let outside = ms(started);
+        let started = Instant::now();
+        let worn = index.finish_rebuild(rebuilt);
+        let locked = locked + ms(started);
+        drop(worn);
+        println!("n={n}: tree rebuilt: {outside:.0} ms outside the lock, {locked:.1} ms under it");
+        report(
+            n,
+            "after the rebuild",
+            queries(&index, &*area, &mut rng, 100_000),
         );
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! (Scooters' position reports are the fleet's telemetry and live in `fleet`.)
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -58,19 +60,54 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// A label value kept for the life of the process, so that labelling a request allocates
+/// nothing. Only route templates, methods and status codes come here: a bounded set.
+fn label(value: &str) -> &'static str {
+    static LABELS: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let labels = LABELS.get_or_init(Default::default);
+    let known = labels
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(value)
+        .copied();
+    if let Some(known) = known {
+        return known;
+    }
+    let mut labels = labels
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = labels.get(value) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    labels.insert(leaked);
+    leaked
+}
+
 /// Counts requests and times them, labelled by route template (never the raw path).
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = label(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str),
+    );
+    let method = match *request.method() {
+        // Any client may invent a method: those are not worth a label each.
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS => label(request.method().as_str()),
+        _ => "other",
+    };
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = label(response.status().as_str());
     let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(elapsed);

@@ -19,6 +19,7 @@ on_both_backends!(
     only_device_tokens_send_telemetry,
     nearby_lists_rentable_scooters_nearest_first,
     nearby_checks_its_query,
+    nearby_follows_the_service_area_as_zones_change_and_scooters_move,
     the_fleet_list_pages_through_every_scooter,
     concurrent_requests_are_all_committed,
     operators_take_scooters_out_of_service_and_back,
@@ -327,6 +328,41 @@ mod scenarios {
                 .is_empty()
         );
         assert_eq!(fleet_entry(s, &operator, "LOW").await["state"], "available");
+    }
+
+    pub async fn nearby_follows_the_service_area_as_zones_change_and_scooters_move(s: &TestServer) {
+        let operator = s.operator_token().await;
+        // Inside Paris; inside the hole of the area uploaded below.
+        let token = register(s, &operator, "CS-H", 48.845, 2.345, 30.0).await;
+        assert_eq!(nearby_ids(s, "lat=48.845&lon=2.345").await, ["CS-H"]);
+        let holed = json!({
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "properties": {"kind": "service_area", "name": "Holed"},
+                 "geometry": {"type": "Polygon", "coordinates": [
+                    [[2.30, 48.80], [2.40, 48.80], [2.40, 48.90], [2.30, 48.90], [2.30, 48.80]],
+                    [[2.34, 48.84], [2.34, 48.85], [2.35, 48.85], [2.35, 48.84], [2.34, 48.84]]
+                 ]}}
+            ]
+        });
+        s.put("/v1/ops/zones", Some(&operator), holed)
+            .await
+            .expect(200);
+        // At once (each candidate tested), and once the fleet is placed in the new area.
+        assert!(nearby_ids(s, "lat=48.845&lon=2.345").await.is_empty());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(nearby_ids(s, "lat=48.845&lon=2.345").await.is_empty());
+        // Out of the hole, it is offered again; back in, it is not.
+        s.clock.advance(Duration::seconds(30));
+        send(s, &token, vec![point(48.855, 2.345, 29.0, s.clock.now())])
+            .await
+            .expect(202);
+        assert_eq!(nearby_ids(s, "lat=48.855&lon=2.345").await, ["CS-H"]);
+        s.clock.advance(Duration::seconds(30));
+        send(s, &token, vec![point(48.8451, 2.345, 28.0, s.clock.now())])
+            .await
+            .expect(202);
+        assert!(nearby_ids(s, "lat=48.845&lon=2.345").await.is_empty());
     }
 
     pub async fn nearby_checks_its_query(s: &TestServer) {

@@ -2,7 +2,8 @@
 //! are in [`super::ops`].
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -203,29 +204,48 @@ impl NearbyParams {
 pub async fn nearby(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<NearbyParams>,
-) -> Result<ApiJson<NearbyResponse>, Error> {
+) -> Result<Response, Error> {
     let query = params.query(state.fleet.rental_floor_km)?;
+    let mut body = Vec::with_capacity(16 + 160 * query.limit);
+    body.extend_from_slice(b"{\"scooters\":[");
     // Closed means nothing to unlock, even before the sweep marks scooters off-hours.
-    if !state.hours.is_open(state.clock.now()) {
-        return Ok(ApiJson(NearbyResponse {
-            scooters: Vec::new(),
-        }));
+    if state.hours.is_open(state.clock.now()) {
+        let zones = state.zones.current();
+        let live = state.fleet.read();
+        // Written straight from the index into the body: no copy of the scooters.
+        for (i, (s, distance_m)) in live.nearby(&query, &*zones).into_iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let entry = NearbyEntry {
+                scooter_id: &s.scooter_id,
+                lat: s.lat,
+                lon: s.lon,
+                range_km: s.range_km,
+                battery_pct: s.battery_pct,
+                distance_m: (distance_m * 10.0).round() / 10.0,
+            };
+            serde_json::to_writer(&mut body, &entry).map_err(|err| Error::Internal(err.into()))?;
+        }
     }
-    let zones = state.zones.current();
-    let in_service_area = |lat: f64, lon: f64| zones.in_service_area(lat, lon);
-    let scooters = state
-        .fleet
-        .read()
-        .nearby(&query, &in_service_area)
-        .into_iter()
-        .map(|(s, distance_m)| NearbyScooter {
-            scooter_id: s.scooter_id.to_string(),
-            lat: s.lat,
-            lon: s.lon,
-            range_km: s.range_km,
-            battery_pct: s.battery_pct,
-            distance_m: (distance_m * 10.0).round() / 10.0,
-        })
-        .collect();
-    Ok(ApiJson(NearbyResponse { scooters }))
+    body.extend_from_slice(b"]}");
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// [`NearbyScooter`] borrowed from the live index, to be written as it is.
+#[derive(Serialize)]
+struct NearbyEntry<'a> {
+    scooter_id: &'a str,
+    lat: f64,
+    lon: f64,
+    range_km: f64,
+    battery_pct: f64,
+    distance_m: f64,
 }

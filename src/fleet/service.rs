@@ -2,13 +2,14 @@
 //! and the one way every domain changes a scooter's state.
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::device::{from_hex, to_hex, token_hash, DEVICE_TOKEN_LEN};
 use super::ingest::Job;
-use super::live::{ChangeKind, FleetChange, LiveIndex, Scooter};
+use super::live::{ChangeKind, FleetChange, LiveIndex, Scooter, ServiceArea};
 use super::{store, transition, Event, Reading, ScooterState};
 use crate::db::Db;
 use crate::error::Error;
@@ -52,11 +53,20 @@ pub struct Registered {
 impl Fleet {
     /// The fleet as the database has it: the live index is rebuilt from every stored scooter.
     pub async fn load(db: &Db, rental_floor_km: f64) -> anyhow::Result<Self> {
+        let started = Instant::now();
         let entries = stored_scooters(db).await?;
+        let read = started.elapsed();
+        let live = LiveIndex::build(entries);
+        tracing::info!(
+            scooters = live.len(),
+            read_ms = read.as_millis() as u64,
+            build_ms = (started.elapsed() - read).as_millis() as u64,
+            "live index loaded"
+        );
         let (writer, inbox) = mpsc::channel(WRITER_QUEUE);
         let (changes, _) = broadcast::channel(CHANGE_FEED);
         Ok(Fleet {
-            live: RwLock::new(LiveIndex::build(entries)),
+            live: RwLock::new(live),
             changes,
             writer,
             writer_inbox: Mutex::new(Some(inbox)),
@@ -112,6 +122,43 @@ impl Fleet {
             }
         }
         Ok(newest)
+    }
+
+    /// Makes `area` the service area the live index places every scooter in, so that
+    /// nearby search needs no polygon test. The tests run outside the lock (about a second
+    /// for a million scooters, so call it from a blocking task); scooters that moved
+    /// meanwhile are tested again under it.
+    pub fn set_area(&self, area: Arc<dyn ServiceArea>) {
+        if self.read().area_version() == area.version() {
+            return;
+        }
+        let positions = self.read().positions();
+        let inside = positions
+            .iter()
+            .map(|&(lat, lon)| area.contains(lat, lon))
+            .collect();
+        self.write().adopt_area(area, &positions, inside);
+    }
+
+    /// Rebuilds the live index's R-tree when moves have worn it (a tree that only takes
+    /// removals and insertions answers ever more slowly). The bulk load runs outside the
+    /// lock, so call it from a blocking task; moves made meanwhile are replayed into the
+    /// new tree before it replaces the old one. Says whether it rebuilt.
+    pub fn refit_tree(&self) -> bool {
+        let snapshot = {
+            let mut live = self.write();
+            if !live.is_worn() {
+                return false;
+            }
+            live.start_rebuild()
+        };
+        let Some(snapshot) = snapshot else {
+            return false;
+        };
+        let rebuilt = snapshot.build();
+        let worn = self.write().finish_rebuild(rebuilt);
+        drop(worn);
+        true
     }
 
     /// Reads the live index. Hold it briefly: writers wait meanwhile.
@@ -297,29 +344,25 @@ impl Fleet {
 
 /// Every stored scooter, as the live index holds it.
 async fn stored_scooters(db: &Db) -> anyhow::Result<Vec<(Scooter, [u8; 32])>> {
-    let rows = store::all_scooters(db).await?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in rows {
+    store::all_scooters(db, |row| {
         let state = ScooterState::parse(&row.state, row.state_reason.as_deref())
             .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
         let hash = from_hex(&row.device_token_hash)
             .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
-        entries.push((
-            Scooter {
-                scooter_id: row.scooter_id.into(),
-                state,
-                state_version: row.state_version,
-                lat: row.lat,
-                lon: row.lon,
-                range_km: row.range_km,
-                battery_pct: row.battery_pct,
-                last_seen_ms: row.last_seen_ms,
-                heard_ms: row.last_seen_ms,
-            },
-            hash,
-        ));
-    }
-    Ok(entries)
+        let scooter = Scooter {
+            scooter_id: row.scooter_id.into(),
+            state,
+            state_version: row.state_version,
+            lat: row.lat,
+            lon: row.lon,
+            range_km: row.range_km,
+            battery_pct: row.battery_pct,
+            last_seen_ms: row.last_seen_ms,
+            heard_ms: row.last_seen_ms,
+        };
+        Ok::<_, anyhow::Error>((scooter, hash))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! The fleet's background work: the telemetry writer, MQTT intake, the silence watch that marks quiet
-//! scooters `non_contactable`, and the deletion of telemetry past its retention.
+//! scooters `non_contactable`, the deletion of telemetry past its retention, and the upkeep
+//! of the live index (its place in the zones, its tree rebuilt when worn).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::live::ServiceArea;
 use super::service::ChangeError;
 use super::{ingest, store, Event};
 use crate::app::AppState;
@@ -27,6 +30,11 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandl
         state.clone(),
         shutdown.clone(),
     )));
+    workers.push(tokio::spawn(place_in_zones(
+        state.clone(),
+        shutdown.clone(),
+    )));
+    workers.push(tokio::spawn(refit_tree(state.clone(), shutdown.clone())));
     workers.push(tokio::spawn(expire_telemetry(state.clone(), shutdown)));
     workers
 }
@@ -96,6 +104,37 @@ async fn follow_other_servers(state: AppState, mut shutdown: watch::Receiver<boo
         match state.fleet.follow_states(&state.db, cursor).await {
             Ok(next) => cursor = next,
             Err(err) => tracing::warn!(error = %err, "could not follow other servers' changes"),
+        }
+    }
+}
+
+/// Tells the live index the zone set in force, at start and after every change, so it
+/// knows which scooters stand in the service area. Until it has, nearby search tests each
+/// candidate itself: the answers are the same, only slower.
+async fn place_in_zones(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut sets = state.zones.subscribe();
+    loop {
+        let set: Arc<dyn ServiceArea> = sets.borrow_and_update().clone();
+        let fleet = state.fleet.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || fleet.set_area(set)).await {
+            tracing::warn!(error = %err, "could not place the fleet in the zones");
+        }
+        tokio::select! {
+            changed = sets.changed() => if changed.is_err() { break },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+}
+
+/// Rebuilds the live index's tree when moves have worn it, looking every sweep interval.
+async fn refit_tree(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.config.fleet_sweep_interval_ms.max(10));
+    while tick(period, &mut shutdown).await {
+        let fleet = state.fleet.clone();
+        match tokio::task::spawn_blocking(move || fleet.refit_tree()).await {
+            Ok(true) => tracing::debug!("live index tree rebuilt"),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, "could not rebuild the live index tree"),
         }
     }
 }

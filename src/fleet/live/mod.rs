@@ -4,6 +4,10 @@
 //! (chord) distance between two such points grows with the great-circle distance, so the
 //! tree's nearest-neighbour walk returns scooters in true distance order, with no
 //! distortion near the poles or across the antimeridian.
+//!
+//! Whether each scooter stands in the service area is decided when it moves (or when the
+//! zones change), not at every search: a search then does no polygon test at all. A tree
+//! worn by moves is rebuilt off the hot path ([`rebuild`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -13,6 +17,44 @@ use rstar::primitives::GeomWithData;
 use rstar::RTree;
 
 use super::{haversine_m, Reading, ScooterState, EARTH_RADIUS_M};
+use crate::zones::ZoneSet;
+
+mod rebuild;
+
+pub use rebuild::{RebuiltTree, TreeSnapshot, WornTree};
+
+/// The service area as the live index sees it: a containment test, and a version naming
+/// it, so that answers cached for one version are never trusted for another.
+pub trait ServiceArea: Send + Sync {
+    /// Two areas with the same version contain the same points.
+    fn version(&self) -> i64;
+    /// Whether `(lat, lon)` is inside (border included).
+    fn contains(&self, lat: f64, lon: f64) -> bool;
+}
+
+impl ServiceArea for ZoneSet {
+    fn version(&self) -> i64 {
+        ZoneSet::version(self)
+    }
+
+    fn contains(&self, lat: f64, lon: f64) -> bool {
+        self.in_service_area(lat, lon)
+    }
+}
+
+/// The area of an index not yet told the zones: its cached answers match no real area's
+/// version, so searches ask the area they are given.
+struct NoAreaYet;
+
+impl ServiceArea for NoAreaYet {
+    fn version(&self) -> i64 {
+        i64::MIN
+    }
+
+    fn contains(&self, _: f64, _: f64) -> bool {
+        true
+    }
+}
 
 /// A scooter as the live view knows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,12 +92,33 @@ pub enum ChangeKind {
 type Entry = GeomWithData<[f64; 3], u32>;
 
 /// The fleet in memory. Not synchronised itself: [`super::Fleet`] holds it behind a lock.
-#[derive(Default)]
 pub struct LiveIndex {
     scooters: Vec<Scooter>,
+    /// Whether the scooter in the same slot stands in `area`, kept true on every move.
+    inside: Vec<bool>,
+    area: Arc<dyn ServiceArea>,
     by_id: BTreeMap<Arc<str>, u32>,
     by_token: HashMap<[u8; 32], u32>,
     tree: RTree<Entry>,
+    /// Moves (removal and insertion) the tree has taken since it was last bulk-loaded.
+    moves_since_build: usize,
+    /// While a new tree is built from a snapshot, the slots that moved since it was taken.
+    moved_during_rebuild: Option<Vec<u32>>,
+}
+
+impl Default for LiveIndex {
+    fn default() -> Self {
+        LiveIndex {
+            scooters: Vec::new(),
+            inside: Vec::new(),
+            area: Arc::new(NoAreaYet),
+            by_id: BTreeMap::new(),
+            by_token: HashMap::new(),
+            tree: RTree::new(),
+            moves_since_build: 0,
+            moved_during_rebuild: None,
+        }
+    }
 }
 
 /// The point on the unit sphere of a WGS84 position.
@@ -82,19 +145,46 @@ pub struct NearbyQuery {
 }
 
 impl LiveIndex {
-    /// Builds the index in one pass (bulk loading makes a better tree than inserting).
+    /// Builds the index in one pass (bulk loading makes a better tree than inserting). The
+    /// tree is loaded on a second thread while the id and token maps are filled: together
+    /// they are most of a cold start.
     pub fn build(entries: Vec<(Scooter, [u8; 32])>) -> Self {
-        let mut index = LiveIndex::default();
-        let mut points = Vec::with_capacity(entries.len());
+        let mut scooters = Vec::with_capacity(entries.len());
+        let mut tokens = Vec::with_capacity(entries.len());
         for (scooter, token_hash) in entries {
-            let slot = index.scooters.len() as u32;
-            points.push(Entry::new(unit_vector(scooter.lat, scooter.lon), slot));
-            index.by_id.insert(scooter.scooter_id.clone(), slot);
-            index.by_token.insert(token_hash, slot);
-            index.scooters.push(scooter);
+            scooters.push(scooter);
+            tokens.push(token_hash);
         }
-        index.tree = RTree::bulk_load(points);
-        index
+        let points: Vec<Entry> = scooters
+            .iter()
+            .enumerate()
+            .map(|(slot, s)| Entry::new(unit_vector(s.lat, s.lon), slot as u32))
+            .collect();
+        let (tree, by_id, by_token) = std::thread::scope(|scope| {
+            let tree = scope.spawn(|| RTree::bulk_load(points));
+            // Collected, the ids are sorted once and the map built in one pass.
+            let by_id: BTreeMap<Arc<str>, u32> = scooters
+                .iter()
+                .enumerate()
+                .map(|(slot, s)| (s.scooter_id.clone(), slot as u32))
+                .collect();
+            let mut by_token = HashMap::with_capacity(tokens.len());
+            for (slot, token_hash) in tokens.into_iter().enumerate() {
+                by_token.insert(token_hash, slot as u32);
+            }
+            let tree = tree
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (tree, by_id, by_token)
+        });
+        LiveIndex {
+            inside: vec![true; scooters.len()],
+            scooters,
+            by_id,
+            by_token,
+            tree,
+            ..LiveIndex::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -113,8 +203,13 @@ impl LiveIndex {
         let slot = self.scooters.len() as u32;
         self.tree
             .insert(Entry::new(unit_vector(scooter.lat, scooter.lon), slot));
+        if let Some(moved) = &mut self.moved_during_rebuild {
+            moved.push(slot);
+        }
         self.by_id.insert(scooter.scooter_id.clone(), slot);
         self.by_token.insert(token_hash, slot);
+        self.inside
+            .push(self.area.contains(scooter.lat, scooter.lon));
         self.scooters.push(scooter);
         true
     }
@@ -159,6 +254,13 @@ impl LiveIndex {
         if new != old {
             self.tree.remove(&Entry::new(old, slot));
             self.tree.insert(Entry::new(new, slot));
+            self.moves_since_build += 1;
+            if let Some(moved) = &mut self.moved_during_rebuild {
+                moved.push(slot);
+            }
+            if let Some(inside) = self.inside.get_mut(slot as usize) {
+                *inside = self.area.contains(moved.lat, moved.lon);
+            }
         }
         Some(moved)
     }
@@ -180,13 +282,40 @@ impl LiveIndex {
         Some(scooter.clone())
     }
 
+    /// The version of the service area the index knows each scooter's place in.
+    pub fn area_version(&self) -> i64 {
+        self.area.version()
+    }
+
+    /// Every scooter's position, by slot: what [`LiveIndex::adopt_area`] is computed from.
+    pub fn positions(&self) -> Vec<(f64, f64)> {
+        self.scooters.iter().map(|s| (s.lat, s.lon)).collect()
+    }
+
+    /// Takes `area` as the service area, with `inside[slot]` computed (outside the lock)
+    /// for `positions[slot]`; scooters that moved or arrived since are tested again here.
+    pub fn adopt_area(
+        &mut self,
+        area: Arc<dyn ServiceArea>,
+        positions: &[(f64, f64)],
+        mut inside: Vec<bool>,
+    ) {
+        inside.truncate(positions.len());
+        inside.resize(self.scooters.len(), false);
+        for (slot, scooter) in self.scooters.iter().enumerate() {
+            if positions.get(slot) != Some(&(scooter.lat, scooter.lon)) {
+                inside[slot] = area.contains(scooter.lat, scooter.lon);
+            }
+        }
+        self.inside = inside;
+        self.area = area;
+    }
+
     /// Rentable scooters within the radius, nearest first, with their distance in metres.
-    /// `in_area` says whether a position is inside the service area.
-    pub fn nearby(
-        &self,
-        query: &NearbyQuery,
-        in_area: &dyn Fn(f64, f64) -> bool,
-    ) -> Vec<(&Scooter, f64)> {
+    /// Scooters outside `area` are left out: by the cached answer when the index knows
+    /// this very area, by asking `area` otherwise (just after the zones changed).
+    pub fn nearby(&self, query: &NearbyQuery, area: &dyn ServiceArea) -> Vec<(&Scooter, f64)> {
+        let cached = area.version() == self.area.version();
         let max_2 = chord_2(query.radius_m.min(EARTH_RADIUS_M * std::f64::consts::PI));
         let mut found = Vec::with_capacity(query.limit.min(128));
         if query.limit == 0 {
@@ -197,13 +326,19 @@ impl LiveIndex {
             if distance_2 > max_2 {
                 break;
             }
-            let Some(scooter) = self.scooters.get(entry.data as usize) else {
+            let slot = entry.data as usize;
+            let Some(scooter) = self.scooters.get(slot) else {
                 continue;
             };
-            if scooter.state != ScooterState::Available
-                || scooter.range_km < query.min_range_km
-                || !in_area(scooter.lat, scooter.lon)
-            {
+            if scooter.state != ScooterState::Available || scooter.range_km < query.min_range_km {
+                continue;
+            }
+            let inside = if cached {
+                self.inside.get(slot).copied().unwrap_or(false)
+            } else {
+                area.contains(scooter.lat, scooter.lon)
+            };
+            if !inside {
                 continue;
             }
             let distance = haversine_m(query.lat, query.lon, scooter.lat, scooter.lon);
@@ -274,7 +409,7 @@ impl LiveIndex {
 mod tests {
     use super::*;
 
-    fn scooter(id: &str, lat: f64, lon: f64, range_km: f64) -> Scooter {
+    pub(super) fn scooter(id: &str, lat: f64, lon: f64, range_km: f64) -> Scooter {
         Scooter {
             scooter_id: id.into(),
             state: ScooterState::Available,
@@ -288,7 +423,28 @@ mod tests {
         }
     }
 
-    fn query(radius_m: f64, limit: usize) -> NearbyQuery {
+    /// A service area for tests: `test` decides, `version` names it.
+    pub(super) struct Area {
+        pub(super) version: i64,
+        pub(super) test: fn(f64, f64) -> bool,
+    }
+
+    impl ServiceArea for Area {
+        fn version(&self) -> i64 {
+            self.version
+        }
+
+        fn contains(&self, lat: f64, lon: f64) -> bool {
+            (self.test)(lat, lon)
+        }
+    }
+
+    pub(super) const EVERYWHERE: Area = Area {
+        version: 1,
+        test: |_, _| true,
+    };
+
+    pub(super) fn query(radius_m: f64, limit: usize) -> NearbyQuery {
         NearbyQuery {
             lat: 48.8566,
             lon: 2.3522,
@@ -298,7 +454,7 @@ mod tests {
         }
     }
 
-    fn ids(found: &[(&Scooter, f64)]) -> Vec<String> {
+    pub(super) fn ids(found: &[(&Scooter, f64)]) -> Vec<String> {
         found
             .iter()
             .map(|(s, _)| s.scooter_id.to_string())
@@ -317,12 +473,12 @@ mod tests {
     #[test]
     fn nearby_is_nearest_first_within_the_radius() {
         let index = index();
-        let found = index.nearby(&query(500.0, 10), &|_, _| true);
+        let found = index.nearby(&query(500.0, 10), &EVERYWHERE);
         assert_eq!(ids(&found), ["near", "mid"]);
         assert!(found[0].1 < found[1].1 && found[1].1 <= 500.0);
-        let found = index.nearby(&query(1000.0, 10), &|_, _| true);
+        let found = index.nearby(&query(1000.0, 10), &EVERYWHERE);
         assert_eq!(ids(&found), ["near", "mid", "far"]);
-        let found = index.nearby(&query(1000.0, 1), &|_, _| true);
+        let found = index.nearby(&query(1000.0, 1), &EVERYWHERE);
         assert_eq!(ids(&found), ["near"]);
     }
 
@@ -331,10 +487,75 @@ mod tests {
         let mut index = index();
         let mut low = query(1000.0, 10);
         low.min_range_km = 3.0;
-        assert_eq!(ids(&index.nearby(&low, &|_, _| true))[1], "flat");
+        assert_eq!(ids(&index.nearby(&low, &EVERYWHERE))[1], "flat");
         assert!(index.apply_state("near", ScooterState::OnTrip, 1).is_some());
-        let found = index.nearby(&query(1000.0, 10), &|_, lon| lon < 2.36);
+        let west = Area {
+            version: 2,
+            test: |_, lon| lon < 2.36,
+        };
+        let found = index.nearby(&query(1000.0, 10), &west);
         assert_eq!(ids(&found), ["mid"]);
+    }
+
+    pub(super) fn reading(lon: f64, at_ms: i64) -> Reading {
+        Reading {
+            lat: 48.8566,
+            lon,
+            range_km: 20.0,
+            battery_pct: 40.0,
+            speed_kmh: None,
+            recorded_at_ms: at_ms,
+        }
+    }
+
+    #[test]
+    fn the_service_area_is_known_per_scooter_and_follows_moves() {
+        let mut index = index();
+        let west: Arc<dyn ServiceArea> = Arc::new(Area {
+            version: 7,
+            test: |_, lon| lon < 2.36,
+        });
+        let positions = index.positions();
+        let inside = positions
+            .iter()
+            .map(|&(lat, lon)| west.contains(lat, lon))
+            .collect();
+        // "far" comes inside after the snapshot: adopting the area tests it again.
+        assert!(index
+            .apply_reading("far", &reading(2.3525, 200), 200)
+            .is_some());
+        index.adopt_area(west, &positions, inside);
+        assert_eq!(index.area_version(), 7);
+        // Same version: the cached answers are used and the area is not asked.
+        let same_version = Area {
+            version: 7,
+            test: |_, _| false,
+        };
+        let all = query(1000.0, 10);
+        assert_eq!(
+            ids(&index.nearby(&all, &same_version)),
+            ["near", "far", "mid"]
+        );
+        // Another version (the zones just changed): the area given is asked.
+        let newer = Area {
+            version: 8,
+            test: |_, _| false,
+        };
+        assert!(index.nearby(&all, &newer).is_empty());
+        // A move out of the area is known at once.
+        assert!(index
+            .apply_reading("mid", &reading(2.3700, 300), 300)
+            .is_some());
+        let mut wide = query(2000.0, 10);
+        wide.min_range_km = 10.0;
+        assert_eq!(ids(&index.nearby(&wide, &same_version)), ["near", "far"]);
+        // A newly registered scooter is placed too.
+        assert!(index.insert(scooter("new", 48.85675, 2.3522, 30.0), [5; 32]));
+        assert!(index.insert(scooter("east", 48.8566, 2.3610, 30.0), [6; 32]));
+        assert_eq!(
+            ids(&index.nearby(&wide, &same_version)),
+            ["near", "new", "far"]
+        );
     }
 
     #[test]
@@ -350,7 +571,7 @@ mod tests {
         };
         assert!(index.apply_reading("far", &newer, 300).is_some());
         assert_eq!(
-            ids(&index.nearby(&query(50.0, 10), &|_, _| true)),
+            ids(&index.nearby(&query(50.0, 10), &EVERYWHERE)),
             ["far", "near"]
         );
         let older = Reading {
