@@ -415,7 +415,7 @@ pub async fn count_points(db: &Db, scooter_id: &str) -> Result<i64, Error> {
 
 /// Deletes telemetry recorded before `cutoff_ms`; returns how many points went.
 pub async fn delete_points_before(db: &Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
-    db_run!(db, |pool| {
+    db_write!(db, |pool| {
         sqlx::query("delete from telemetry where recorded_at_ms < $1")
             .bind(cutoff_ms)
             .execute(pool)
