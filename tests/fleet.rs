@@ -24,10 +24,53 @@ on_both_backends!(
     concurrent_requests_are_all_committed,
     operators_take_scooters_out_of_service_and_back,
     the_fleet_endpoints_are_documented,
+    one_commit_keeps_each_scooters_newest_point,
 );
 
 mod scenarios {
     use super::*;
+
+    /// Two requests of one scooter in one group commit, the newer first: the scooter keeps
+    /// the newer point, and both points are stored.
+    pub async fn one_commit_keeps_each_scooters_newest_point(s: &TestServer) {
+        use scootfleet::clock::Clock;
+        use scootfleet::fleet::store::{self, Points};
+        use scootfleet::fleet::Reading;
+
+        let operator = s.operator_token().await;
+        register(s, &operator, "CS-0001", PARIS.0, PARIS.1, 30.0).await;
+        let now = s.clock.now().timestamp_millis();
+        let point = |lat: f64, recorded_at_ms: i64| Reading {
+            lat,
+            lon: PARIS.1,
+            range_km: 29.0,
+            battery_pct: 70.0,
+            speed_kmh: None,
+            recorded_at_ms,
+        };
+        let (newer, older) = ([point(48.87, now + 2_000)], [point(48.86, now + 1_000)]);
+        let group = |points| Points {
+            scooter_id: "CS-0001",
+            points,
+            received_at_ms: now,
+        };
+        store::commit_points(&s.state.db, &[group(&newer), group(&older)])
+            .await
+            .expect("commit");
+        let rows = store::all_scooters(&s.state.db, Ok::<_, sqlx::Error>)
+            .await
+            .expect("rows");
+        let row = rows
+            .iter()
+            .find(|r| r.scooter_id == "CS-0001")
+            .expect("row");
+        assert_eq!((row.lat, row.last_seen_ms), (48.87, now + 2_000));
+        // The registration's point and the two.
+        assert_eq!(
+            store::count_points(&s.state.db, "CS-0001").await.ok(),
+            Some(3)
+        );
+    }
 
     pub async fn registration_issues_a_device_token(s: &TestServer) {
         let operator = s.operator_token().await;

@@ -1,5 +1,7 @@
 //! The fleet in the database: scooters, their state changes, and telemetry history.
 
+use std::collections::HashMap;
+
 use futures_util::TryStreamExt;
 
 use super::{Event, Reading, Reason, ScooterState};
@@ -359,6 +361,15 @@ pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::E
         .iter()
         .flat_map(|g| g.points.iter().map(|p| (g.scooter_id, p, g.received_at_ms)))
         .collect();
+    // The newest point of each scooter across the groups (a scooter may send twice).
+    let mut newest: HashMap<&str, &Reading> = HashMap::new();
+    for (scooter_id, point, _) in &rows {
+        let slot = newest.entry(scooter_id).or_insert(point);
+        if point.recorded_at_ms > slot.recorded_at_ms {
+            *slot = point;
+        }
+    }
+    let newest: Vec<(&str, &Reading)> = newest.into_iter().collect();
     db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         // Many rows per statement: one round trip per thousand points, not per point.
@@ -380,21 +391,27 @@ pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::E
             insert.push(" on conflict (scooter_id, recorded_at_ms) do nothing");
             insert.build().execute(&mut *tx).await?;
         }
-        for group in groups {
-            if let Some(newest) = group.points.iter().max_by_key(|p| p.recorded_at_ms) {
-                sqlx::query(
-                    "update scooters set lat = $1, lon = $2, range_km = $3, battery_pct = $4, \
-                     last_seen_ms = $5 where scooter_id = $6 and last_seen_ms < $5",
-                )
-                .bind(newest.lat)
-                .bind(newest.lon)
-                .bind(newest.range_km)
-                .bind(newest.battery_pct)
-                .bind(newest.recorded_at_ms)
-                .bind(group.scooter_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+        // Each scooter's row takes its newest point, one statement for many scooters.
+        for chunk in newest.chunks(SCOOTERS_PER_STATEMENT) {
+            let mut update = sqlx::QueryBuilder::new(
+                "with newest (scooter_id, lat, lon, range_km, battery_pct, last_seen_ms) as (",
+            );
+            update.push_values(chunk, |mut row, (scooter_id, p)| {
+                row.push_bind(*scooter_id)
+                    .push_bind(p.lat)
+                    .push_bind(p.lon)
+                    .push_bind(p.range_km)
+                    .push_bind(p.battery_pct)
+                    .push_bind(p.recorded_at_ms);
+            });
+            update.push(
+                ") update scooters set lat = newest.lat, lon = newest.lon, \
+                 range_km = newest.range_km, battery_pct = newest.battery_pct, \
+                 last_seen_ms = newest.last_seen_ms from newest \
+                 where scooters.scooter_id = newest.scooter_id \
+                 and scooters.last_seen_ms < newest.last_seen_ms",
+            );
+            update.build().execute(&mut *tx).await?;
         }
         tx.commit().await
     })
@@ -402,6 +419,8 @@ pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::E
 
 /// Rows per multi-row insert: 8 parameters each stays far below both engines' limits.
 const POINTS_PER_STATEMENT: usize = 1000;
+/// Scooters per multi-row update: 6 parameters each.
+const SCOOTERS_PER_STATEMENT: usize = 1000;
 
 /// How many points are stored for a scooter (for operators and tests).
 pub async fn count_points(db: &Db, scooter_id: &str) -> Result<i64, Error> {
