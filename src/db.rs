@@ -59,6 +59,31 @@ macro_rules! db_write {
     };
 }
 
+/// How often the SQLite write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies the SQLite write-ahead log into the database file every [`CHECKPOINT_EVERY`] from
+/// a reader connection, until the pool closes. SQLite would otherwise do it inside whichever
+/// commit crosses 1,000 pages of log, and the writer — telemetry, rides, dispatch all queue
+/// on it — would wait for the copy and its sync.
+async fn checkpoint_wal(read: SqlitePool) {
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if read.is_closed() {
+            return;
+        }
+        if let Err(err) = sqlx::query("pragma wal_checkpoint(passive)")
+            .execute(&read)
+            .await
+        {
+            if read.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %err, "checkpointing the SQLite log failed");
+        }
+    }
+}
+
 /// Why a database URL could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -94,12 +119,15 @@ impl Db {
                 let write = if url.contains(":memory:") || url.contains("mode=memory") {
                     read.clone()
                 } else {
-                    SqlitePoolOptions::new()
+                    // Checkpoints happen beside the writer, not inside one of its commits.
+                    let write = SqlitePoolOptions::new()
                         .max_connections(1)
                         .acquire_timeout(Duration::from_secs(30))
-                        .connect_with(options)
+                        .connect_with(options.pragma("wal_autocheckpoint", "0"))
                         .await
-                        .map_err(ConnectError::Connect)?
+                        .map_err(ConnectError::Connect)?;
+                    tokio::spawn(checkpoint_wal(read.clone()));
+                    write
                 };
                 Ok(Db::Sqlite { read, write })
             }
