@@ -170,10 +170,15 @@ mod scenarios {
             json!([{"pack_id": "pack_60", "minutes": 30, "price": "15.00", "currency": "EUR"}])
         );
         let plans = s.get("/gbfs/v3/system_pricing_plans.json", None).await;
-        assert_eq!(
-            plans.expect(200)["data"]["plans"][0]["per_min_pricing"][0]["rate"],
-            0.4
-        );
+        let plans = plans.expect(200);
+        assert_eq!(plans["data"]["plans"][0]["per_min_pricing"][0]["rate"], 0.4);
+        // The feed was last updated when the tariff was set, minutes ago.
+        let seconds = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time"))
+                .expect("RFC 3339")
+                .timestamp()
+        };
+        assert_eq!(seconds(&plans["last_updated"]), seconds(&set["updated_at"]));
     }
 
     pub async fn a_first_ride_keeps_the_trial_it_was_offered(s: &TestServer) {

@@ -25,10 +25,48 @@ on_both_backends!(
     operators_take_scooters_out_of_service_and_back,
     the_fleet_endpoints_are_documented,
     one_commit_keeps_each_scooters_newest_point,
+    retention_deletes_a_large_backlog_in_slices,
 );
 
 mod scenarios {
     use super::*;
+
+    /// More points than one delete statement takes all go, and newer ones stay.
+    pub async fn retention_deletes_a_large_backlog_in_slices(s: &TestServer) {
+        use scootfleet::clock::Clock;
+        use scootfleet::fleet::store::{self, Points};
+        use scootfleet::fleet::Reading;
+
+        let operator = s.operator_token().await;
+        register(s, &operator, "CS-0001", PARIS.0, PARIS.1, 30.0).await;
+        let now = s.clock.now().timestamp_millis();
+        let ten_days_ago = now - 10 * 86_400_000;
+        let old: Vec<Reading> = (0..25_000)
+            .map(|i| Reading {
+                lat: PARIS.0,
+                lon: PARIS.1,
+                range_km: 29.0,
+                battery_pct: 70.0,
+                speed_kmh: None,
+                recorded_at_ms: ten_days_ago + i,
+            })
+            .collect();
+        let group = Points {
+            scooter_id: "CS-0001",
+            points: &old,
+            received_at_ms: now,
+        };
+        store::commit_points(&s.state.db, &[group])
+            .await
+            .expect("commit");
+        let deleted = store::delete_points_before(&s.state.db, now - 86_400_000).await;
+        assert_eq!(deleted.ok(), Some(25_000));
+        // The registration's point is today's.
+        assert_eq!(
+            store::count_points(&s.state.db, "CS-0001").await.ok(),
+            Some(1)
+        );
+    }
 
     /// Two requests of one scooter in one group commit, the newer first: the scooter keeps
     /// the newer point, and both points are stored.

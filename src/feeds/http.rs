@@ -111,9 +111,11 @@ pub async fn geofencing_zones(State(state): State<AppState>) -> Response {
     (status = 200, description = "GBFS v3.0 system_pricing_plans.json", content_type = "application/json"),
 ))]
 pub async fn system_pricing_plans(State(state): State<AppState>) -> Response {
-    let now = state.clock.now();
-    let doc = gbfs::system_pricing_plans(&facts::tariff(&state), now);
-    feed("system_pricing_plans", now, doc)
+    // Updated when an operator last set the tariff; the configuration's is as old as now.
+    let updated = state.tariff.current().updated_at;
+    let last_updated = updated.unwrap_or_else(|| state.clock.now());
+    let doc = gbfs::system_pricing_plans(&facts::tariff(&state), last_updated);
+    feed("system_pricing_plans", last_updated, doc)
 }
 
 #[cfg(test)]

@@ -433,12 +433,31 @@ pub async fn count_points(db: &Db, scooter_id: &str) -> Result<i64, Error> {
 }
 
 /// Deletes telemetry recorded before `cutoff_ms`; returns how many points went.
+///
+/// In slices of [`DELETE_SLICE`] points, each its own statement, so a large backlog never
+/// holds the database's writer (on SQLite, the one telemetry, rides and dispatch share)
+/// for long.
 pub async fn delete_points_before(db: &Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
-    db_write!(db, |pool| {
-        sqlx::query("delete from telemetry where recorded_at_ms < $1")
+    let mut deleted = 0;
+    loop {
+        let slice = db_write!(db, |pool| {
+            sqlx::query(
+                "delete from telemetry where (scooter_id, recorded_at_ms) in \
+                 (select scooter_id, recorded_at_ms from telemetry \
+                  where recorded_at_ms < $1 limit $2)",
+            )
             .bind(cutoff_ms)
+            .bind(DELETE_SLICE)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
-    })
+        })?;
+        deleted += slice;
+        if slice < DELETE_SLICE as u64 {
+            return Ok(deleted);
+        }
+    }
 }
+
+/// Points deleted per statement by [`delete_points_before`].
+const DELETE_SLICE: i64 = 10_000;
