@@ -13,6 +13,8 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use crate::error::Error;
+
 /// Which engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -263,6 +265,30 @@ macro_rules! conn_run {
             }
         }
     };
+}
+
+/// How often writers may race for the next version number of a versioned table before
+/// [`insert_next_version`] gives up.
+const VERSION_ATTEMPTS: usize = 5;
+
+/// Runs `attempt` — an insert that takes `max(version) + 1` and returns it — until it wins
+/// the number: when two writers race for it, the loser gets a unique violation and tries the
+/// next one, so nothing is lost or numbered twice. `what` names the table in the error.
+pub async fn insert_next_version<F, Fut>(what: &str, mut attempt: F) -> Result<i64, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<i64, sqlx::Error>>,
+{
+    for _ in 0..VERSION_ATTEMPTS {
+        match attempt().await {
+            Ok(version) => return Ok(version),
+            Err(err) if is_unique_violation(&err) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(Error::Internal(anyhow::anyhow!(
+        "no {what} version could be taken after {VERSION_ATTEMPTS} attempts"
+    )))
 }
 
 /// True when `err` is a unique-constraint violation, on either engine.

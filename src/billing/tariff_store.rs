@@ -8,17 +8,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
 use super::{from_cents, to_cents, PackCatalogue, Tariff};
-use crate::app::AppState;
+use crate::app::{every, AppState};
 use crate::clock::{from_millis, to_millis};
-use crate::db::{is_unique_violation, Db};
+use crate::db::{insert_next_version, Db};
 use crate::error::Error;
 use crate::{db_run, db_write};
-
-/// How often two servers may race for the next version number before we give up.
-const VERSION_ATTEMPTS: usize = 5;
 
 /// Stores the editable parts of `tariff` as the next version; returns that version.
 pub async fn insert(
@@ -29,13 +25,13 @@ pub async fn insert(
 ) -> Result<i64, Error> {
     let packs = tariff.packs.to_string();
     let vat_rate = tariff.vat_rate.normalize().to_string();
-    for _ in 0..VERSION_ATTEMPTS {
-        let inserted = db_write!(db, |pool| {
+    insert_next_version("tariff", || async {
+        db_write!(db, |pool| {
             sqlx::query_scalar(
                 "insert into tariffs (version, created_at_ms, created_by, rate_per_minute_cents, \
-                   vat_rate, free_trial_minutes, unlock_minimum_cents, packs) \
-                 select coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5, $6, $7 from tariffs \
-                 returning version",
+               vat_rate, free_trial_minutes, unlock_minimum_cents, packs) \
+             select coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5, $6, $7 from tariffs \
+             returning version",
             )
             .bind(to_millis(now))
             .bind(created_by)
@@ -46,16 +42,9 @@ pub async fn insert(
             .bind(&packs)
             .fetch_one(pool)
             .await
-        });
-        match inserted {
-            Ok(version) => return Ok(version),
-            Err(err) if is_unique_violation(&err) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(Error::Internal(anyhow::anyhow!(
-        "no tariff version could be taken after {VERSION_ATTEMPTS} attempts"
-    )))
+        })
+    })
+    .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -112,22 +101,13 @@ async fn latest_version(db: &Db) -> Result<i64, sqlx::Error> {
 
 /// Checks the database for a newer tariff every `config.zones_refresh_ms` (the same pace as
 /// zones and hours) until `shutdown` turns true.
-pub async fn follow_database(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn follow_database(state: AppState, shutdown: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.config.zones_refresh_ms.max(10));
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        if let Err(err) = catch_up(&state).await {
-            tracing::warn!(error = ?err, "could not check for a newer tariff");
-        }
-    }
+    let state = &state;
+    every(period, shutdown, "checking for a newer tariff", || {
+        catch_up(state)
+    })
+    .await
 }
 
 async fn catch_up(state: &AppState) -> anyhow::Result<()> {

@@ -6,13 +6,10 @@ use chrono::{DateTime, Utc};
 use super::hours::{OperatingHours, TimeOfDay};
 use super::{default_feature_collection, parse_zones, ZoneSet};
 use crate::clock::{from_millis, to_millis};
-use crate::db::{is_unique_violation, Db};
+use crate::db::{insert_next_version, Db};
 use crate::db_run;
 use crate::db_write;
 use crate::error::Error;
-
-/// How often a new version is retried when another server took the same number at once.
-const VERSION_ATTEMPTS: usize = 5;
 
 /// A stored zone set, as listed.
 #[derive(Debug, sqlx::FromRow)]
@@ -44,29 +41,22 @@ pub async fn insert_zone_set(
     now: DateTime<Utc>,
 ) -> Result<i64, Error> {
     let feature_count = i64::try_from(feature_count).context("feature count")?;
-    for _ in 0..VERSION_ATTEMPTS {
-        let inserted = db_write!(db, |pool| {
+    insert_next_version("zone set", || async {
+        db_write!(db, |pool| {
             sqlx::query_scalar(
-                "insert into zone_sets (version, created_at_ms, created_by, feature_count, geojson) \
-                 select coalesce(max(version), 0) + 1, $1, $2, $3, $4 from zone_sets \
-                 returning version",
-            )
-            .bind(to_millis(now))
-            .bind(created_by)
-            .bind(feature_count)
-            .bind(geojson)
-            .fetch_one(pool)
-            .await
-        });
-        match inserted {
-            Ok(version) => return Ok(version),
-            Err(err) if is_unique_violation(&err) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(Error::Internal(anyhow::anyhow!(
-        "no zone set version could be taken after {VERSION_ATTEMPTS} attempts"
-    )))
+            "insert into zone_sets (version, created_at_ms, created_by, feature_count, geojson) \
+             select coalesce(max(version), 0) + 1, $1, $2, $3, $4 from zone_sets \
+             returning version",
+        )
+        .bind(to_millis(now))
+        .bind(created_by)
+        .bind(feature_count)
+        .bind(geojson)
+        .fetch_one(pool)
+        .await
+        })
+    })
+    .await
 }
 
 /// Every stored zone set, newest first.
@@ -158,30 +148,23 @@ pub async fn insert_hours(
     created_by: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, Error> {
-    for _ in 0..VERSION_ATTEMPTS {
-        let inserted = db_write!(db, |pool| {
-            sqlx::query_scalar(
-                "insert into operating_hours (version, created_at_ms, created_by, timezone, open_minute, close_minute) \
-                 select coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5 from operating_hours \
-                 returning version",
-            )
-            .bind(to_millis(now))
-            .bind(created_by)
-            .bind(hours.timezone.name())
-            .bind(i64::from(hours.open.minutes()))
-            .bind(i64::from(hours.close.minutes()))
-            .fetch_one(pool)
-            .await
-        });
-        match inserted {
-            Ok(version) => return Ok(version),
-            Err(err) if is_unique_violation(&err) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(Error::Internal(anyhow::anyhow!(
-        "no operating hours version could be taken after {VERSION_ATTEMPTS} attempts"
-    )))
+    insert_next_version("operating hours", || async {
+        db_write!(db, |pool| {
+        sqlx::query_scalar(
+            "insert into operating_hours (version, created_at_ms, created_by, timezone, open_minute, close_minute) \
+             select coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5 from operating_hours \
+             returning version",
+        )
+        .bind(to_millis(now))
+        .bind(created_by)
+        .bind(hours.timezone.name())
+        .bind(i64::from(hours.open.minutes()))
+        .bind(i64::from(hours.close.minutes()))
+        .fetch_one(pool)
+        .await
+    })
+    })
+    .await
 }
 
 /// The hours in force and their version: the latest stored, or 07:00–23:00 Paris time as
