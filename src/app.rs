@@ -216,6 +216,36 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
     workers
 }
 
+/// Runs `step` every `period` until `shutdown` turns true. A failed step is logged with
+/// `what` (e.g. "dispatch sweep") and tried again at the next tick; a slow one delays the
+/// next tick rather than bunching ticks up.
+pub async fn every<F, Fut, E>(
+    period: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+    what: &'static str,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Debug,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            // A dropped sender means the server is gone: stop too.
+            changed = shutdown.changed() => if changed.is_err() { break },
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        if let Err(err) = step().await {
+            tracing::warn!(error = ?err, "{what} failed; trying again at the next tick");
+        }
+    }
+}
+
 /// Serves `state` on `listener` until `shutdown` resolves: in-flight requests finish,
 /// background workers stop and are awaited, then the pool closes.
 pub async fn serve(

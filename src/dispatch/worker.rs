@@ -10,29 +10,17 @@ use tokio::sync::watch;
 use super::lifecycle::Action;
 use super::store::{self, Applied};
 use super::{assign, by_urgency};
-use crate::app::AppState;
+use crate::app::{every, AppState};
 use crate::error::Error;
 
 /// Open tasks retried per sweep, most urgent first.
 const OPEN_TASKS_PER_SWEEP: i64 = 1_000;
 
 /// Runs sweeps every `dispatch.sweep_interval_ms` until `shutdown` says stop.
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(state: AppState, shutdown: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.config.dispatch.sweep_interval_ms.max(10));
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        if let Err(err) = sweep(&state).await {
-            tracing::warn!(error = %err, "dispatch sweep failed; retrying at the next tick");
-        }
-    }
+    let state = &state;
+    every(period, shutdown, "dispatch sweep", || sweep(state)).await
 }
 
 /// One pass: refresh, time out, retry open tasks, update gauges.

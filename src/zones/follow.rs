@@ -5,29 +5,22 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
 use super::store;
-use crate::app::AppState;
+use crate::app::{every, AppState};
 
 /// Checks the database for newer zone sets and hours every `config.zones_refresh_ms`
 /// until `shutdown` turns true.
-pub async fn follow_database(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn follow_database(state: AppState, shutdown: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.config.zones_refresh_ms.max(10));
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        if let Err(err) = catch_up(&state).await {
-            tracing::warn!(error = ?err, "could not check for newer zones or hours");
-        }
-    }
+    let state = &state;
+    every(
+        period,
+        shutdown,
+        "checking for newer zones or hours",
+        || catch_up(state),
+    )
+    .await
 }
 
 /// Puts in force the latest stored zone set and hours when they are newer than ours.
