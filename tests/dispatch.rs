@@ -21,6 +21,9 @@ on_both_backends!(
     tasks_come_in_tour_order,
     going_unavailable_hands_back_unaccepted_tasks,
     a_burst_fills_the_nearest_vans_and_leaves_the_rest_open,
+    a_low_point_through_telemetry_is_assigned_before_its_answer,
+    concurrent_low_points_on_two_servers_make_one_task_per_scooter,
+    a_task_its_crew_can_no_longer_take_goes_to_the_next_crew,
 );
 
 /// With the worker's sweep out of the way, what a crew receives on becoming available is
@@ -671,5 +674,125 @@ mod scenarios {
         assert_eq!(s.crew_tasks(&far).await.len(), 2);
         assert_eq!(s.ops_tasks(&op, Some("open")).await.len(), 3);
         assert_eq!(s.ops_tasks(&op, None).await.len(), 8);
+    }
+
+    /// Sends one point of `range_km` at `at` through `POST /v1/telemetry`, recorded `secs`
+    /// after the server's start time.
+    async fn low_point(
+        s: &TestServer,
+        device: &str,
+        at: (f64, f64),
+        range_km: f64,
+        secs: i64,
+    ) -> Answer {
+        let recorded = default_now() + chrono::Duration::seconds(secs);
+        crate::common::fleet::send(
+            s,
+            device,
+            vec![crate::common::fleet::point(at.0, at.1, range_km, recorded)],
+        )
+        .await
+    }
+
+    pub async fn a_low_point_through_telemetry_is_assigned_before_its_answer(s: &TestServer) {
+        let op = s.operator_token().await;
+        let near = s.crew_at(&op, "Near", north_of_center(1.0), 5).await;
+        let far = s.crew_at(&op, "Far", north_of_center(3.0), 5).await;
+        let device =
+            crate::common::fleet::register(s, &op, "CS-T1", CENTER.0, CENTER.1, 30.0).await;
+        s.clock.advance(chrono::Duration::seconds(60));
+
+        low_point(s, &device, CENTER, 9.0, 10).await.expect(202);
+        // No waiting: the task was stored and assigned with the point.
+        let tasks = s.crew_tasks(&near).await;
+        assert_eq!(tasks.len(), 1, "{tasks:?}");
+        assert_eq!(tasks[0]["scooter_id"], "CS-T1");
+        assert_eq!(tasks[0]["status"], "assigned");
+        assert_eq!(tasks[0]["range_km"], 9.0);
+        assert!(s.crew_tasks(&far).await.is_empty());
+
+        // More low points, and an older one from elsewhere: still the one task, where the
+        // newest point put it.
+        low_point(s, &device, CENTER, 8.9, 20).await.expect(202);
+        low_point(s, &device, north_of_center(5.0), 4.0, 15)
+            .await
+            .expect(202);
+        let all = s.ops_tasks(&op, None).await;
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!((all[0]["lat"].as_f64().unwrap() - CENTER.0).abs() < 1e-6);
+
+        // Above threshold + margin it is re-armed; low again, it gets a second task once
+        // the first is done.
+        let task_id = all[0]["task_id"].as_str().unwrap().to_owned();
+        s.task_action(&near, &task_id, "accept").await.expect(200);
+        s.post(
+            &format!("/v1/crew/tasks/{task_id}/complete"),
+            Some(&near.token),
+            json!({"range_km": 60.0}),
+        )
+        .await
+        .expect(200);
+        low_point(s, &device, CENTER, 9.5, 70).await.expect(202);
+        let all = s.ops_tasks(&op, None).await;
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(s.crew_tasks(&near).await.len(), 1);
+    }
+
+    pub async fn concurrent_low_points_on_two_servers_make_one_task_per_scooter(s: &TestServer) {
+        let op = s.operator_token().await;
+        s.crew_at(&op, "Near", north_of_center(1.0), 50).await;
+        let other = crate::common::rides::another_server(s).await;
+        let mut devices = Vec::new();
+        for i in 0..3 {
+            let id = format!("CS-C{i}");
+            devices
+                .push(crate::common::fleet::register(s, &op, &id, CENTER.0, CENTER.1, 30.0).await);
+        }
+        // The other server takes in the scooters registered here before their points.
+        let scooters = other.state.fleet.clone();
+        let db = other.state.db.clone();
+        scooters.adopt_new(&db).await.expect("adopt");
+        let sends = devices.iter().flat_map(|device| {
+            (0..8).map(|attempt| {
+                let server = if attempt % 2 == 0 { s } else { &other };
+                low_point(
+                    server,
+                    device,
+                    CENTER,
+                    9.5 - attempt as f64 * 0.1,
+                    10 + attempt,
+                )
+            })
+        });
+        for answer in futures_util::future::join_all(sends).await {
+            answer.expect(202);
+        }
+        let tasks = s.ops_tasks(&op, None).await;
+        let mut scooters: Vec<String> = tasks
+            .iter()
+            .map(|t| t["scooter_id"].as_str().unwrap().to_owned())
+            .collect();
+        scooters.sort();
+        assert_eq!(scooters, ["CS-C0", "CS-C1", "CS-C2"], "{tasks:?}");
+        other.stop_keeping_database().await;
+    }
+
+    pub async fn a_task_its_crew_can_no_longer_take_goes_to_the_next_crew(s: &TestServer) {
+        let op = s.operator_token().await;
+        let near = s.crew_at(&op, "Near", north_of_center(1.0), 5).await;
+        let far = s.crew_at(&op, "Far", north_of_center(3.0), 5).await;
+        let device =
+            crate::common::fleet::register(s, &op, "CS-P1", CENTER.0, CENTER.1, 30.0).await;
+        // The nearest crew goes off duty through another server: this one's index still
+        // has it available, so the database refuses it the battery and the task goes on.
+        let other = crate::common::rides::another_server(s).await;
+        other.set_available(&near, false).await;
+        low_point(s, &device, CENTER, 9.0, 10).await.expect(202);
+        let tasks = s.crew_tasks(&far).await;
+        assert_eq!(tasks.len(), 1, "{tasks:?}");
+        assert_eq!(tasks[0]["scooter_id"], "CS-P1");
+        assert_eq!(tasks[0]["status"], "assigned");
+        assert!(s.crew_tasks(&near).await.is_empty());
+        other.stop_keeping_database().await;
     }
 }

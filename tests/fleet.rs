@@ -56,7 +56,7 @@ mod scenarios {
             points: &old,
             received_at_ms: now,
         };
-        store::commit_points(&s.state.db, &[group])
+        store::commit_points(&s.state.db, &[group], None)
             .await
             .expect("commit");
         let deleted = store::delete_points_before(&s.state.db, now - 86_400_000).await;
@@ -92,7 +92,7 @@ mod scenarios {
             points,
             received_at_ms: now,
         };
-        store::commit_points(&s.state.db, &[group(&newer), group(&older)])
+        store::commit_points(&s.state.db, &[group(&newer), group(&older)], None)
             .await
             .expect("commit");
         let rows = store::all_scooters(&s.state.db, Ok::<_, sqlx::Error>)

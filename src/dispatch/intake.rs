@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
+use super::lifecycle::Task;
 use super::report::{ReportOutcome, ScooterReport};
 use super::store::{self, NewTask};
 use super::{assign, Known};
@@ -93,32 +94,14 @@ async fn drain(state: AppState) {
 async fn handle(state: AppState, batch: Vec<(ScooterReport, Answer)>) {
     // One task per scooter: a later report of the same scooter is answered like the first.
     let mut seen = HashSet::new();
-    let (mut batch, repeats): (Vec<_>, Vec<_>) = batch
+    let (batch, repeats): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .partition(|(report, _)| seen.insert(report.scooter_id.clone()));
-    // When vans run short, the most urgent scooters get the batteries.
-    let floor = state.config.rental_floor_km;
-    batch.sort_by(|(a, _), (b, _)| {
-        (b.range_km < floor)
-            .cmp(&(a.range_km < floor))
-            .then(a.range_km.total_cmp(&b.range_km))
-    });
-    let ids: Vec<String> = batch.iter().map(|_| crate::ids::new_id("task")).collect();
-    let crews = propose_crews(&state.crews.read(), batch.iter().map(|(report, _)| report));
-    let new_tasks: Vec<NewTask<'_>> = batch
-        .iter()
-        .zip(&ids)
-        .zip(&crews)
-        .map(|(((report, _), id), crew_id)| NewTask {
-            id,
-            scooter_id: &report.scooter_id,
-            lat: report.lat,
-            lon: report.lon,
-            range_km: report.range_km,
-            low_at: report.at,
-            crew_id: crew_id.as_deref(),
-        })
-        .collect();
+    for (_, answer) in repeats {
+        let _ = answer.send(Ok(ReportOutcome::AlreadyHandled));
+    }
+    let (prepared, answers) = Prepared::new(&state, batch);
+    let new_tasks = prepared.new_tasks();
     let started = std::time::Instant::now();
     let created = store::open_tasks_if_armed(&state.db, &new_tasks, state.clock.now()).await;
     drop(new_tasks);
@@ -126,73 +109,156 @@ async fn handle(state: AppState, batch: Vec<(ScooterReport, Answer)>) {
     let created = match created {
         Ok(created) => created,
         Err(err) => {
-            tracing::error!(error = %err, reports = batch.len(), "storing battery-swap tasks failed");
+            tracing::error!(error = %err, reports = answers.len(), "storing battery-swap tasks failed");
             let cause = err.to_string();
-            for (_, answer) in batch.into_iter().chain(repeats) {
+            for answer in answers {
                 let _ = answer.send(Err(cause.clone()));
             }
             return;
         }
     };
-    let mut refused = HashSet::new();
-    let mut pass_on = Vec::new();
-    for (((report, answer), task), candidate) in batch.into_iter().zip(created).zip(crews) {
-        state.dispatch.remember(
-            &report.scooter_id,
-            Known::Disarmed {
+    let mut passed_on = Vec::new();
+    let mut passing = Vec::new();
+    for (settled, answer) in prepared.settle(&state, created).into_iter().zip(answers) {
+        match settled {
+            Settled::Done(outcome) => {
+                let _ = answer.send(Ok(outcome));
+            }
+            Settled::PassOn { task, proposed } => {
+                passed_on.push((*task, proposed));
+                passing.push(answer);
+            }
+        }
+    }
+    if passed_on.is_empty() {
+        return;
+    }
+    let outcomes = pass_on(&state, passed_on).await;
+    for (outcome, answer) in outcomes.into_iter().zip(passing) {
+        let _ = answer.send(outcome);
+    }
+}
+
+/// Low reports made ready to be stored: the most urgent first, each with its task's id and
+/// the crew the index proposes.
+pub(super) struct Prepared {
+    reports: Vec<ScooterReport>,
+    ids: Vec<String>,
+    crews: Vec<Option<String>>,
+}
+
+/// What became of a prepared report once its task's transaction committed.
+pub(super) enum Settled {
+    Done(ReportOutcome),
+    /// Created open: the proposed crew, if any, could no longer take it.
+    PassOn {
+        task: Box<Task>,
+        proposed: Option<String>,
+    },
+}
+
+impl Prepared {
+    /// `batch` names each scooter once; the extras come back in the prepared order.
+    pub(super) fn new<T>(state: &AppState, mut batch: Vec<(ScooterReport, T)>) -> (Self, Vec<T>) {
+        // When vans run short, the most urgent scooters get the batteries.
+        let floor = state.config.rental_floor_km;
+        batch.sort_by(|(a, _), (b, _)| {
+            (b.range_km < floor)
+                .cmp(&(a.range_km < floor))
+                .then(a.range_km.total_cmp(&b.range_km))
+        });
+        let (reports, extras): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let ids = reports.iter().map(|_| crate::ids::new_id("task")).collect();
+        let crews = propose_crews(&state.crews.read(), reports.iter());
+        let prepared = Prepared {
+            reports,
+            ids,
+            crews,
+        };
+        (prepared, extras)
+    }
+
+    pub(super) fn new_tasks(&self) -> Vec<NewTask<'_>> {
+        self.reports
+            .iter()
+            .zip(&self.ids)
+            .zip(&self.crews)
+            .map(|((report, id), crew_id)| NewTask {
+                id,
+                scooter_id: &report.scooter_id,
                 lat: report.lat,
                 lon: report.lon,
                 range_km: report.range_km,
-            },
-        );
-        let Some(task) = task else {
-            let _ = answer.send(Ok(ReportOutcome::AlreadyHandled));
-            continue;
-        };
-        tracing::info!(task_id = %task.id, scooter_id = %task.scooter_id, range_km = task.range_km, "battery-swap task created");
-        metrics::counter!("dispatch_tasks_created_total").increment(1);
-        match task.crew_id.clone() {
-            Some(crew_id) => {
-                state.crews.write().adjust_held(&crew_id, 1);
-                assign::assigned(&task, &crew_id);
-                let outcome = ReportOutcome::TaskCreated {
-                    task_id: task.id,
-                    crew_id: Some(crew_id),
+                low_at: report.at,
+                crew_id: crew_id.as_deref(),
+            })
+            .collect()
+    }
+
+    /// After the commit: remembers the scooters as disarmed, counts the batteries their
+    /// crews now hold, and says what became of each report, in the prepared order.
+    pub(super) fn settle(self, state: &AppState, created: Vec<Option<Task>>) -> Vec<Settled> {
+        self.reports
+            .into_iter()
+            .zip(self.crews)
+            .zip(created)
+            .map(|((report, proposed), task)| {
+                state.dispatch.remember(
+                    &report.scooter_id,
+                    Known::Disarmed {
+                        lat: report.lat,
+                        lon: report.lon,
+                        range_km: report.range_km,
+                    },
+                );
+                let Some(task) = task else {
+                    return Settled::Done(ReportOutcome::AlreadyHandled);
                 };
-                let _ = answer.send(Ok(outcome));
-            }
-            None => {
-                refused.extend(candidate);
-                pass_on.push((task, answer));
-            }
-        }
+                tracing::info!(task_id = %task.id, scooter_id = %task.scooter_id, range_km = task.range_km, "battery-swap task created");
+                metrics::counter!("dispatch_tasks_created_total").increment(1);
+                match task.crew_id.clone() {
+                    Some(crew_id) => {
+                        state.crews.write().adjust_held(&crew_id, 1);
+                        assign::assigned(&task, &crew_id);
+                        Settled::Done(ReportOutcome::TaskCreated {
+                            task_id: task.id,
+                            crew_id: Some(crew_id),
+                        })
+                    }
+                    None => Settled::PassOn {
+                        task: Box::new(task),
+                        proposed,
+                    },
+                }
+            })
+            .collect()
     }
-    for (_, answer) in repeats {
-        let _ = answer.send(Ok(ReportOutcome::AlreadyHandled));
-    }
-    if pass_on.is_empty() {
-        return;
-    }
-    // The index was behind about the crews that could not take their tasks.
-    for crew_id in &refused {
-        if let Err(err) = assign::learn_crew(&state, crew_id).await {
+}
+
+/// Tasks created open because their proposed crew could not take them (the index was
+/// behind about that crew): the crews are read again, then each task goes to its nearest
+/// crew now.
+pub(super) async fn pass_on(
+    state: &AppState,
+    tasks: Vec<(Task, Option<String>)>,
+) -> Vec<Result<ReportOutcome, String>> {
+    let refused: HashSet<&str> = tasks.iter().filter_map(|(_, c)| c.as_deref()).collect();
+    for crew_id in refused {
+        if let Err(err) = assign::learn_crew(state, crew_id).await {
             tracing::warn!(error = ?err, %crew_id, "could not reread a crew");
         }
     }
-    for (task, answer) in pass_on {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let at = (task.lat, task.lon);
-            let outcome = assign::to_nearest_crew(&state, &task.id, at, &[])
-                .await
-                .map(|crew_id| ReportOutcome::TaskCreated {
-                    task_id: task.id.clone(),
-                    crew_id,
-                })
-                .map_err(|err| format!("{err:?}"));
-            let _ = answer.send(outcome);
-        });
-    }
+    let assigning = tasks.into_iter().map(|(task, _)| async move {
+        let at = (task.lat, task.lon);
+        assign::to_nearest_crew(state, &task.id, at, &[])
+            .await
+            .map(|crew_id| ReportOutcome::TaskCreated {
+                task_id: task.id.clone(),
+                crew_id,
+            })
+            .map_err(|err| format!("{err:?}"))
+    });
+    futures_util::future::join_all(assigning).await
 }
 
 /// The nearest crew with a battery to spare for each report, counting the batteries promised

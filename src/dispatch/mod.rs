@@ -4,12 +4,13 @@
 //! The rules here are pure: the hysteresis that decides when a scooter gets a task, the
 //! urgency order of open tasks, and which open tasks a crew receives. The tour order of a
 //! crew's tasks is in [`tour`]. [`report`] is the entry point for the fleet, [`intake`] turns
-//! low reports into tasks in batches, [`assign`] moves tasks between crews, [`worker`] passes
-//! on tasks nobody accepted in time.
+//! low reports into tasks in batches, [`joined`] does it inside the telemetry group commit,
+//! [`assign`] moves tasks between crews, [`worker`] passes on tasks nobody accepted in time.
 
 pub mod assign;
 pub mod http;
 pub mod intake;
+pub mod joined;
 pub mod kpis;
 pub mod lifecycle;
 pub mod report;

@@ -70,7 +70,7 @@ impl Dispatcher {
         }
     }
 
-    fn known(&self, scooter_id: &str) -> Option<Known> {
+    pub(super) fn known(&self, scooter_id: &str) -> Option<Known> {
         let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         memory
             .get(scooter_id)

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use super::lifecycle::{plan, Action, Effects, Refusal, Task};
 use super::{OpenTask, TaskStatus};
 use crate::clock::to_millis;
-use crate::db::Db;
+use crate::conn_run;
+use crate::db::{Conn, Db};
 use crate::db_run;
 use crate::db_write;
 
@@ -48,6 +49,21 @@ pub async fn open_tasks_if_armed(
     tasks: &[NewTask<'_>],
     now: DateTime<Utc>,
 ) -> Result<Vec<Option<Task>>, sqlx::Error> {
+    db_write!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let created = open_tasks_on(&mut Conn::from(&mut *tx), tasks, now).await?;
+        tx.commit().await?;
+        Ok(created)
+    })
+}
+
+/// [`open_tasks_if_armed`] inside a transaction someone else opened and commits (the
+/// telemetry writer's, so that a low point and its task are stored together).
+pub async fn open_tasks_on(
+    conn: &mut Conn<'_>,
+    tasks: &[NewTask<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Task>>, sqlx::Error> {
     let now = to_millis(now);
     // Crews in id order, scooters in id order: the order every task change locks them in.
     let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
@@ -56,8 +72,7 @@ pub async fn open_tasks_if_armed(
     }
     let mut scooters: Vec<&str> = tasks.iter().map(|t| t.scooter_id).collect();
     scooters.sort_unstable();
-    let mut created: HashMap<String, Task> = db_write!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    let mut created: HashMap<String, Task> = conn_run!(conn, |c| {
         let mut taken: HashSet<&str> = HashSet::new();
         for (crew_id, count) in &wanted {
             let claimed = sqlx::query(
@@ -67,7 +82,7 @@ pub async fn open_tasks_if_armed(
             .bind(*crew_id)
             .bind(*count)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *c)
             .await?
             .rows_affected();
             if claimed == 1 {
@@ -88,7 +103,7 @@ pub async fn open_tasks_if_armed(
                  updated_at_ms = excluded.updated_at_ms \
                  where dispatch_scooters.armed returning scooter_id",
             );
-            let ids: Vec<String> = disarm.build_query_scalar().fetch_all(&mut *tx).await?;
+            let ids: Vec<String> = disarm.build_query_scalar().fetch_all(&mut *c).await?;
             disarmed.extend(ids);
         }
         let rows: Vec<&NewTask<'_>> = tasks
@@ -123,7 +138,7 @@ pub async fn open_tasks_if_armed(
             // The partial unique index refuses a second unfinished task for a scooter.
             insert.push(" on conflict do nothing returning ");
             insert.push(COLUMNS);
-            let tasks: Vec<Task> = insert.build_query_as().fetch_all(&mut *tx).await?;
+            let tasks: Vec<Task> = insert.build_query_as().fetch_all(&mut *c).await?;
             created.extend(tasks.into_iter().map(|t| (t.scooter_id.clone(), t)));
         }
         // Batteries claimed for tasks that were not created go back.
@@ -137,11 +152,10 @@ pub async fn open_tasks_if_armed(
                 sqlx::query("update crews set tasks_held = tasks_held - $2 where crew_id = $1")
                     .bind(*crew_id)
                     .bind(unused)
-                    .execute(&mut *tx)
+                    .execute(&mut *c)
                     .await?;
             }
         }
-        tx.commit().await?;
         Ok::<_, sqlx::Error>(created)
     })?;
     Ok(tasks.iter().map(|t| created.remove(t.scooter_id)).collect())

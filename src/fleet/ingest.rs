@@ -1,14 +1,19 @@
 //! Group commit of telemetry: requests hand their points to one writer task, which stores
 //! everything that queued up meanwhile in a single transaction and then answers each one.
 //! A request's 202 therefore comes after its points are committed, at the cost of one
-//! transaction per group rather than per request.
+//! transaction per group rather than per request. A point that takes a scooter below the
+//! dispatch threshold has its battery-swap task created and assigned in that same
+//! transaction (see [`crate::dispatch::joined::join`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use chrono::DateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{store, Fleet, Reading};
-use crate::db::Db;
+use super::{store, Reading, ScooterState};
+use crate::app::AppState;
+use crate::dispatch::{self, ScooterReport};
 
 /// The most points one transaction takes; more wait for the next one.
 const MAX_GROUP_POINTS: usize = 5000;
@@ -25,8 +30,7 @@ pub struct Job {
 
 /// Runs until shutdown, then stores whatever is still queued before returning.
 pub async fn run_writer(
-    fleet: Arc<Fleet>,
-    db: Db,
+    state: AppState,
     mut inbox: mpsc::Receiver<Job>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -40,12 +44,12 @@ pub async fn run_writer(
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let group = gather(first, &mut inbox);
-        commit(&fleet, &db, group).await;
+        commit(&state, group).await;
     }
     inbox.close();
     while let Some(first) = inbox.recv().await {
         let group = gather(first, &mut inbox);
-        commit(&fleet, &db, group).await;
+        commit(&state, group).await;
     }
 }
 
@@ -65,7 +69,7 @@ fn gather(first: Job, inbox: &mut mpsc::Receiver<Job>) -> Vec<Job> {
     group
 }
 
-async fn commit(fleet: &Fleet, db: &Db, group: Vec<Job>) {
+async fn commit(state: &AppState, group: Vec<Job>) {
     let started = std::time::Instant::now();
     let rows: Vec<store::Points<'_>> = group
         .iter()
@@ -75,7 +79,8 @@ async fn commit(fleet: &Fleet, db: &Db, group: Vec<Job>) {
             received_at_ms: job.received_at_ms,
         })
         .collect();
-    let result = store::commit_points(db, &rows).await;
+    let mut tasks = dispatch::joined::join(state, low_reports(state, &rows));
+    let result = store::commit_points(&state.db, &rows, tasks.as_mut()).await;
     drop(rows);
     metrics::histogram!("scootfleet_telemetry_commit_seconds")
         .record(started.elapsed().as_secs_f64());
@@ -83,9 +88,32 @@ async fn commit(fleet: &Fleet, db: &Db, group: Vec<Job>) {
         Ok(()) => {
             let points: usize = group.iter().map(|job| job.points.len()).sum();
             metrics::counter!("scootfleet_telemetry_points_total").increment(points as u64);
+            for job in &group {
+                state
+                    .fleet
+                    .apply_committed(&job.scooter_id, &job.points, job.received_at_ms);
+            }
+            // A task that still needs a crew: its points are answered once it has one, as
+            // when dispatch takes the report after the commit.
+            let (waiting, work) = match tasks.and_then(|tasks| tasks.settle(state)) {
+                Some((scooters, work)) => (scooters, Some(work)),
+                None => (HashSet::new(), None),
+            };
+            let mut held = Vec::new();
             for job in group {
-                fleet.apply_committed(&job.scooter_id, &job.points, job.received_at_ms);
-                let _ = job.ack.send(Ok(()));
+                if waiting.contains(&*job.scooter_id) {
+                    held.push(job.ack);
+                } else {
+                    let _ = job.ack.send(Ok(()));
+                }
+            }
+            if let Some(work) = work {
+                tokio::spawn(async move {
+                    work.await;
+                    for ack in held {
+                        let _ = ack.send(Ok(()));
+                    }
+                });
             }
         }
         Err(err) => {
@@ -96,4 +124,34 @@ async fn commit(fleet: &Fleet, db: &Db, group: Vec<Job>) {
             }
         }
     }
+}
+
+/// The reports of scooters whose newest point in the group is below dispatch's threshold
+/// and newer than what the live view has (an older point moves nothing), with the
+/// scooter's trip state: the candidates for a task in the group's own transaction.
+fn low_reports(state: &AppState, rows: &[store::Points<'_>]) -> Vec<ScooterReport> {
+    let threshold_km = state.config.dispatch.threshold_km;
+    let low = |p: &Reading| p.range_km < threshold_km;
+    if !rows.iter().any(|row| row.points.iter().any(low)) {
+        return Vec::new();
+    }
+    let live = state.fleet.read();
+    store::newest_points(rows)
+        .into_iter()
+        .filter(|(_, point)| low(point))
+        .filter_map(|(scooter_id, point)| {
+            let scooter = live.get(scooter_id)?;
+            if point.recorded_at_ms <= scooter.last_seen_ms {
+                return None;
+            }
+            Some(ScooterReport {
+                scooter_id: scooter_id.to_owned(),
+                lat: point.lat,
+                lon: point.lon,
+                range_km: point.range_km,
+                on_trip: matches!(scooter.state, ScooterState::OnTrip | ScooterState::Reserved),
+                at: DateTime::from_timestamp_millis(point.recorded_at_ms)?,
+            })
+        })
+        .collect()
 }

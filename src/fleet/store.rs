@@ -355,21 +355,18 @@ pub struct Points<'a> {
 
 /// Stores the points of several requests in one transaction. Duplicates (same scooter, same
 /// `recorded_at`) are dropped; each scooter's row takes its newest point only if it is newer
-/// than the one it has.
-pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::Error> {
+/// than the one it has. The battery-swap tasks that the low points call for (`tasks`) are
+/// created in the same transaction.
+pub async fn commit_points(
+    db: &Db,
+    groups: &[Points<'_>],
+    tasks: Option<&mut crate::dispatch::joined::Joined>,
+) -> Result<(), sqlx::Error> {
     let rows: Vec<(&str, &Reading, i64)> = groups
         .iter()
         .flat_map(|g| g.points.iter().map(|p| (g.scooter_id, p, g.received_at_ms)))
         .collect();
-    // The newest point of each scooter across the groups (a scooter may send twice).
-    let mut newest: HashMap<&str, &Reading> = HashMap::new();
-    for (scooter_id, point, _) in &rows {
-        let slot = newest.entry(scooter_id).or_insert(point);
-        if point.recorded_at_ms > slot.recorded_at_ms {
-            *slot = point;
-        }
-    }
-    let newest: Vec<(&str, &Reading)> = newest.into_iter().collect();
+    let newest: Vec<(&str, &Reading)> = newest_points(groups).into_iter().collect();
     db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         // Many rows per statement: one round trip per thousand points, not per point.
@@ -413,8 +410,25 @@ pub async fn commit_points(db: &Db, groups: &[Points<'_>]) -> Result<(), sqlx::E
             );
             update.build().execute(&mut *tx).await?;
         }
+        if let Some(tasks) = tasks {
+            tasks.store_on(&mut Conn::from(&mut *tx)).await?;
+        }
         tx.commit().await
     })
+}
+
+/// The newest point of each scooter across the groups (a scooter may send twice).
+pub fn newest_points<'a>(groups: &[Points<'a>]) -> HashMap<&'a str, &'a Reading> {
+    let mut newest: HashMap<&str, &Reading> = HashMap::new();
+    for group in groups {
+        for point in group.points {
+            let slot = newest.entry(group.scooter_id).or_insert(point);
+            if point.recorded_at_ms > slot.recorded_at_ms {
+                *slot = point;
+            }
+        }
+    }
+    newest
 }
 
 /// Rows per multi-row insert: 8 parameters each stays far below both engines' limits.

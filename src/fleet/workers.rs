@@ -18,8 +18,7 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandl
     let mut workers = Vec::new();
     if let Some(inbox) = state.fleet.take_writer_inbox() {
         workers.push(tokio::spawn(ingest::run_writer(
-            state.fleet.clone(),
-            state.db.clone(),
+            state.clone(),
             inbox,
             shutdown.clone(),
         )));
