@@ -61,6 +61,53 @@ macro_rules! db_write {
     };
 }
 
+/// A write transaction, `$body` being the inside of an async block that gets the open
+/// transaction as `$tx` and ends with `$tx.commit()` (`?` and `return` leave the block; a
+/// transaction not committed rolls back).
+///
+/// On SQLite it runs on the single writer connection, and off the runtime's queues
+/// ([`off_queue`]): each statement is a hop to the connection's thread and back, and every
+/// other writer waits for the whole transaction, so it must not also wait for the runtime to
+/// come back to it after each statement. The connection is taken first, in the writers' fair
+/// queue, so at most one thread is ever set aside for it. On PostgreSQL it runs on the pool.
+#[macro_export]
+macro_rules! db_transaction {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite { write, .. } => match write.acquire().await {
+                Ok(mut conn) => {
+                    $crate::db::off_queue(async {
+                        let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
+                        $body
+                    })
+                    .await
+                }
+                Err(err) => Err(err.into()),
+            },
+            $crate::db::Db::Postgres(pool) => {
+                async {
+                    let mut $tx = pool.begin().await?;
+                    $body
+                }
+                .await
+            }
+        }
+    };
+}
+
+/// Runs `work` to completion on the calling thread, set aside from the runtime's workers
+/// (whose other tasks move to another thread meanwhile), so that each step of `work` goes on
+/// as soon as what it waited for is ready instead of queueing behind the runtime's other
+/// tasks. On a single-threaded runtime (as in most tests) it is simply awaited.
+pub async fn off_queue<F: std::future::Future>(work: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(work))
+        }
+        _ => work.await,
+    }
+}
+
 /// How often the SQLite write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -84,6 +131,25 @@ async fn checkpoint_wal(read: SqlitePool) {
             tracing::warn!(error = %err, "checkpointing the SQLite log failed");
         }
     }
+}
+
+/// A PostgreSQL connection idle for longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// Pings a PostgreSQL connection before handing it out only when it sat idle for
+/// [`PING_AFTER_IDLE`]: one that was in use a moment ago is alive, and a ping is a round trip
+/// to the server before every query. A connection that fails its ping is closed, and the
+/// pool opens another.
+fn ping_if_idle(
+    conn: &mut PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if meta.idle_for >= PING_AFTER_IDLE {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(true)
+    })
 }
 
 /// Why a database URL could not be used.
@@ -112,8 +178,11 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
+                // A SQLite connection is a thread in this process, not a link that can drop:
+                // it is handed out without a ping, which is a round trip to that thread.
                 let read = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))
+                    .test_before_acquire(false)
                     .connect_with(options.clone())
                     .await
                     .map_err(ConnectError::Connect)?;
@@ -124,6 +193,7 @@ impl Db {
                     // Checkpoints happen beside the writer, not inside one of its commits.
                     let write = SqlitePoolOptions::new()
                         .max_connections(1)
+                        .test_before_acquire(false)
                         .acquire_timeout(Duration::from_secs(30))
                         .connect_with(options.pragma("wal_autocheckpoint", "0"))
                         .await
@@ -138,6 +208,8 @@ impl Db {
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .before_acquire(ping_if_idle)
                     .connect_with(options)
                     .await
                     .map_err(ConnectError::Connect)?;
