@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::conn_run;
 use crate::db::{Conn, Db};
-use crate::{db_run, db_write};
 use crate::error::Error;
+use crate::{db_run, db_write};
 
 /// Money that came in from the payment provider.
 pub const EXTERNAL_PAYMENTS: &str = "external:payments";

@@ -15,9 +15,9 @@ use super::{unlock_refusal, UnlockFacts, UnlockRefusal};
 use crate::app::AppState;
 use crate::billing::{self, RideCharge};
 use crate::db::{is_unique_violation, Conn};
-use crate::{db_transaction, db_write};
 use crate::error::Error;
 use crate::fleet::{self, Event, ScooterState};
+use crate::{db_transaction, db_write};
 
 /// Why the ride of a scooter that never confirmed its unlock was cancelled.
 pub const UNCONFIRMED_UNLOCK: &str = "The scooter did not confirm that it unlocked, so we \
@@ -137,9 +137,9 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         let mut conn = Conn::from(&mut *tx);
         if let Err(err) = store::insert_ride_on(&mut conn, &new).await {
             return Ok(if is_unique_violation(&err) {
-                Started::LostRace
+                UnlockTx::LostRace
             } else {
-                Started::Refused(err.into())
+                UnlockTx::Refused(err.into())
             });
         }
         if let Some(reservation_id) = &mine {
@@ -170,7 +170,7 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         )
         .await?;
         let Some(version) = changed else {
-            return Ok(Started::Refused(UnlockRefusal::ScooterUnavailable.into()));
+            return Ok(UnlockTx::Refused(UnlockRefusal::ScooterUnavailable.into()));
         };
         commands::queue_on(
             &mut conn,
@@ -182,13 +182,13 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         )
         .await?;
         tx.commit().await?;
-        Ok(Started::Started(version, freed))
+        Ok(UnlockTx::Committed(version, freed))
     });
     // A refused unlock's transaction was dropped, uncommitted: nothing of it happened.
     let (version, freed) = match started? {
-        Started::Started(version, freed) => (version, freed),
-        Started::LostRace => return Err(lost_race(state, rider_id).await),
-        Started::Refused(err) => return Err(err),
+        UnlockTx::Committed(version, freed) => (version, freed),
+        UnlockTx::LostRace => return Err(lost_race(state, rider_id).await),
+        UnlockTx::Refused(err) => return Err(err),
     };
     state
         .fleet
@@ -203,10 +203,10 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
 }
 
 /// How an unlock's transaction ended.
-enum Started {
+enum UnlockTx {
     /// Committed: the scooter's new state version, and the scooter of a reservation given
     /// up elsewhere with its version.
-    Started(i64, Option<(String, i64)>),
+    Committed(i64, Option<(String, i64)>),
     /// Another ride of the rider or on the scooter met this one at the unique indexes.
     LostRace,
     Refused(Error),
