@@ -63,49 +63,20 @@ macro_rules! db_write {
 
 /// A write transaction, `$body` being the inside of an async block that gets the open
 /// transaction as `$tx` and ends with `$tx.commit()` (`?` and `return` leave the block; a
-/// transaction not committed rolls back).
-///
-/// On SQLite it runs on the single writer connection, and off the runtime's queues
-/// ([`off_queue`]): each statement is a hop to the connection's thread and back, and every
-/// other writer waits for the whole transaction, so it must not also wait for the runtime to
-/// come back to it after each statement. The connection is taken first, in the writers' fair
-/// queue, so at most one thread is ever set aside for it. On PostgreSQL it runs on the pool.
+/// transaction not committed rolls back, and its writer is free again as soon as the
+/// block is left). On SQLite it runs on the single writer connection, on PostgreSQL on the
+/// pool, as with [`db_write!`].
 #[macro_export]
 macro_rules! db_transaction {
     ($db:expr, |$tx:ident| $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite { write, .. } => match write.acquire().await {
-                Ok(mut conn) => {
-                    $crate::db::off_queue(async {
-                        let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
-                        $body
-                    })
-                    .await
-                }
-                Err(err) => Err(err.into()),
-            },
-            $crate::db::Db::Postgres(pool) => {
-                async {
-                    let mut $tx = pool.begin().await?;
-                    $body
-                }
-                .await
+        $crate::db_write!($db, |pool| {
+            async {
+                let mut $tx = pool.begin().await?;
+                $body
             }
-        }
+            .await
+        })
     };
-}
-
-/// Runs `work` to completion on the calling thread, set aside from the runtime's workers
-/// (whose other tasks move to another thread meanwhile), so that each step of `work` goes on
-/// as soon as what it waited for is ready instead of queueing behind the runtime's other
-/// tasks. On a single-threaded runtime (as in most tests) it is simply awaited.
-pub async fn off_queue<F: std::future::Future>(work: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(work))
-        }
-        _ => work.await,
-    }
 }
 
 /// How often the SQLite write-ahead log is copied back into the database file.
