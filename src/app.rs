@@ -99,6 +99,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     tracing::info!(scooters = fleet.read().len(), "live fleet index built");
     let configured = billing::Tariff::from_config(&config)?;
     let tariff = billing::tariff_store::load(&db, &configured).await?;
+    billing::ledger::open_operator_accounts(&db, &tariff.currency, clock.now()).await?;
     if tariff.version > 0 {
         tracing::info!(
             version = tariff.version,

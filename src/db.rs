@@ -61,6 +61,24 @@ macro_rules! db_write {
     };
 }
 
+/// A write transaction, `$body` being the inside of an async block that gets the open
+/// transaction as `$tx` and ends with `$tx.commit()` (`?` and `return` leave the block; a
+/// transaction not committed rolls back, and its writer is free again as soon as the
+/// block is left). On SQLite it runs on the single writer connection, on PostgreSQL on the
+/// pool, as with [`db_write!`].
+#[macro_export]
+macro_rules! db_transaction {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        $crate::db_write!($db, |pool| {
+            async {
+                let mut $tx = pool.begin().await?;
+                $body
+            }
+            .await
+        })
+    };
+}
+
 /// How often the SQLite write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -84,6 +102,25 @@ async fn checkpoint_wal(read: SqlitePool) {
             tracing::warn!(error = %err, "checkpointing the SQLite log failed");
         }
     }
+}
+
+/// A PostgreSQL connection idle for longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// Pings a PostgreSQL connection before handing it out only when it sat idle for
+/// [`PING_AFTER_IDLE`]: one that was in use a moment ago is alive, and a ping is a round trip
+/// to the server before every query. A connection that fails its ping is closed, and the
+/// pool opens another.
+fn ping_if_idle(
+    conn: &mut PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if meta.idle_for >= PING_AFTER_IDLE {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(true)
+    })
 }
 
 /// Why a database URL could not be used.
@@ -112,8 +149,11 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
+                // A SQLite connection is a thread in this process, not a link that can drop:
+                // it is handed out without a ping, which is a round trip to that thread.
                 let read = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))
+                    .test_before_acquire(false)
                     .connect_with(options.clone())
                     .await
                     .map_err(ConnectError::Connect)?;
@@ -124,6 +164,7 @@ impl Db {
                     // Checkpoints happen beside the writer, not inside one of its commits.
                     let write = SqlitePoolOptions::new()
                         .max_connections(1)
+                        .test_before_acquire(false)
                         .acquire_timeout(Duration::from_secs(30))
                         .connect_with(options.pragma("wal_autocheckpoint", "0"))
                         .await
@@ -138,6 +179,8 @@ impl Db {
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .before_acquire(ping_if_idle)
                     .connect_with(options)
                     .await
                     .map_err(ConnectError::Connect)?;

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::conn_run;
 use crate::db::{Conn, Db};
-use crate::db_run;
 use crate::error::Error;
+use crate::{db_run, db_write};
 
 /// Money that came in from the payment provider.
 pub const EXTERNAL_PAYMENTS: &str = "external:payments";
@@ -21,6 +21,38 @@ pub const REVENUE_RIDES: &str = "revenue:rides";
 pub const REVENUE_PACKS: &str = "revenue:packs";
 /// Credits granted to riders as goodwill.
 pub const EXPENSE_GOODWILL: &str = "expense:goodwill";
+
+/// The operator's own accounts, opened at start-up ([`open_operator_accounts`]).
+pub const OPERATOR_ACCOUNTS: [&str; 4] = [
+    EXTERNAL_PAYMENTS,
+    REVENUE_RIDES,
+    REVENUE_PACKS,
+    EXPENSE_GOODWILL,
+];
+
+/// Opens the operator's accounts in `currency` if they are not open yet, so that a posting
+/// to them need not check first. Run at start-up, before any posting.
+pub async fn open_operator_accounts(
+    db: &Db,
+    currency: &str,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    db_write!(db, |pool| {
+        let mut accounts = sqlx::QueryBuilder::new(
+            "insert into ledger_accounts (code, owner_id, currency, version, created_at_ms) ",
+        );
+        accounts.push_values(OPERATOR_ACCOUNTS, |mut row, code| {
+            row.push_bind(code)
+                .push("null")
+                .push_bind(currency)
+                .push("0")
+                .push_bind(at.timestamp_millis());
+        });
+        accounts.push(" on conflict (code) do nothing");
+        accounts.build().execute(pool).await.map(|_| ())
+    })?;
+    Ok(())
+}
 
 /// The ledger account of a rider's wallet.
 pub fn wallet_account(rider_id: &str) -> String {
@@ -142,8 +174,18 @@ pub async fn post(conn: &mut Conn<'_>, tx: &NewTransaction<'_>) -> Result<Posted
     check_balanced(tx)?;
     let id = crate::ids::new_id("ltx");
     let at = tx.at.timestamp_millis();
-    // Three statements whatever the number of entries: the transaction (or nothing, when
-    // its kind and reference were posted before), its accounts, its entries.
+    // The rider's wallet was opened by `lock_wallet` and the operator's accounts at
+    // start-up: only other accounts need opening here.
+    let wallet = tx.rider_id.map(wallet_account);
+    let to_open: Vec<&str> = tx
+        .entries
+        .iter()
+        .map(|(code, _)| *code)
+        .filter(|code| !OPERATOR_ACCOUNTS.contains(code) && wallet.as_deref() != Some(*code))
+        .collect();
+    // Two statements whatever the number of entries (three when an account must be opened):
+    // the transaction (or nothing, when its kind and reference were posted before), its
+    // entries.
     let inserted: Option<String> = conn_run!(conn, |c| {
         sqlx::query_scalar(
             "insert into ledger_transactions (id, kind, reference, rider_id, created_at_ms) \
@@ -168,18 +210,20 @@ pub async fn post(conn: &mut Conn<'_>, tx: &NewTransaction<'_>) -> Result<Posted
         });
     }
     conn_run!(conn, |c| {
-        let mut accounts = sqlx::QueryBuilder::new(
-            "insert into ledger_accounts (code, owner_id, currency, version, created_at_ms) ",
-        );
-        accounts.push_values(tx.entries, |mut row, (code, _)| {
-            row.push_bind(*code)
-                .push("null")
-                .push_bind(tx.currency)
-                .push("0")
-                .push_bind(at);
-        });
-        accounts.push(" on conflict (code) do nothing");
-        accounts.build().execute(&mut *c).await?;
+        if !to_open.is_empty() {
+            let mut accounts = sqlx::QueryBuilder::new(
+                "insert into ledger_accounts (code, owner_id, currency, version, created_at_ms) ",
+            );
+            accounts.push_values(&to_open, |mut row, code| {
+                row.push_bind(*code)
+                    .push("null")
+                    .push_bind(tx.currency)
+                    .push("0")
+                    .push_bind(at);
+            });
+            accounts.push(" on conflict (code) do nothing");
+            accounts.build().execute(&mut *c).await?;
+        }
         let mut entries = sqlx::QueryBuilder::new(
             "insert into ledger_entries (transaction_id, account_code, amount_cents) ",
         );

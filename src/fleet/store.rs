@@ -263,25 +263,45 @@ pub async fn change_state_on(
 ) -> Result<Option<i64>, sqlx::Error> {
     let from_reason = from.reason().map(Reason::as_str).unwrap_or("");
     let to_reason = to.reason().map(Reason::as_str);
-    let version: Option<i64> = conn_run!(conn, |c| {
-        sqlx::query_scalar(
-            "update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
-             where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
-             returning state_version",
-        )
-        .bind(to.as_str())
-        .bind(to_reason)
-        .bind(scooter_id)
-        .bind(from.as_str())
-        .bind(from_reason)
-        .fetch_optional(&mut *c)
-        .await
+    let sql = match conn {
+        Conn::Sqlite(_) => CHANGE_STATE_SQLITE,
+        Conn::Postgres(_) => CHANGE_STATE_POSTGRES,
+    };
+    let versions: Vec<i64> = conn_run!(conn, |c| {
+        sqlx::query_scalar(sql)
+            .bind(to.as_str())
+            .bind(to_reason)
+            .bind(scooter_id)
+            .bind(from.as_str())
+            .bind(from_reason)
+            .bind(event.as_str())
+            .bind(at_ms)
+            // Every row, so that SQLite runs the script's second statement too.
+            .fetch_all(&mut *c)
+            .await
     })?;
-    if version.is_some() {
-        log_event_on(conn, scooter_id, event, Some(from), to, at_ms).await?;
-    }
-    Ok(version)
+    Ok(versions.first().copied())
 }
+
+/// The conditional state change of [`change_state_on`] and its event-log row in one round
+/// trip. PostgreSQL chains them in a data-modifying `with`; SQLite has none, so it runs both
+/// statements as one script on its connection's thread, logging only when the update
+/// changed a row (`changes()`). `$1` to state, `$2` to reason, `$3` scooter, `$4` from state,
+/// `$5` from reason (`''` for none), `$6` event, `$7` time.
+const CHANGE_STATE_POSTGRES: &str = "with changed as (\
+       update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
+       where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
+       returning state_version), \
+     logged as (\
+       insert into scooter_events (scooter_id, event_type, from_state, to_state, to_reason, at_ms) \
+       select $3, $6, $4, $1, $2, $7 from changed) \
+     select state_version from changed";
+const CHANGE_STATE_SQLITE: &str = "\
+     update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
+       where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
+       returning state_version; \
+     insert into scooter_events (scooter_id, event_type, from_state, to_state, to_reason, at_ms) \
+       select $3, $6, $4, $1, $2, $7 where changes() = 1";
 
 /// Appends `event` (from `from` to `to`) to the scooter's event log on `conn`.
 async fn log_event_on(

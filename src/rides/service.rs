@@ -15,9 +15,9 @@ use super::{unlock_refusal, UnlockFacts, UnlockRefusal};
 use crate::app::AppState;
 use crate::billing::{self, RideCharge};
 use crate::db::{is_unique_violation, Conn};
-use crate::db_write;
 use crate::error::Error;
 use crate::fleet::{self, Event, ScooterState};
+use crate::{db_transaction, db_write};
 
 /// Why the ride of a scooter that never confirmed its unlock was cancelled.
 pub const UNCONFIRMED_UNLOCK: &str = "The scooter did not confirm that it unlocked, so we \
@@ -133,15 +133,13 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         .rider_hold
         .as_ref()
         .filter(|r| r.scooter_id != scooter_id);
-    let (version, freed) = db_write!(&state.db, |pool| {
-        let mut tx = pool.begin().await?;
+    let started: Result<_, Error> = db_transaction!(&state.db, |tx| {
         let mut conn = Conn::from(&mut *tx);
         if let Err(err) = store::insert_ride_on(&mut conn, &new).await {
-            drop(tx);
-            return Err(if is_unique_violation(&err) {
-                lost_race(state, rider_id).await
+            return Ok(if is_unique_violation(&err) {
+                UnlockTx::LostRace
             } else {
-                err.into()
+                UnlockTx::Refused(err.into())
             });
         }
         if let Some(reservation_id) = &mine {
@@ -172,8 +170,7 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         )
         .await?;
         let Some(version) = changed else {
-            drop(tx);
-            return Err(UnlockRefusal::ScooterUnavailable.into());
+            return Ok(UnlockTx::Refused(UnlockRefusal::ScooterUnavailable.into()));
         };
         commands::queue_on(
             &mut conn,
@@ -185,8 +182,14 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         )
         .await?;
         tx.commit().await?;
-        (version, freed)
+        Ok(UnlockTx::Committed(version, freed))
     });
+    // A refused unlock's transaction was dropped, uncommitted: nothing of it happened.
+    let (version, freed) = match started? {
+        UnlockTx::Committed(version, freed) => (version, freed),
+        UnlockTx::LostRace => return Err(lost_race(state, rider_id).await),
+        UnlockTx::Refused(err) => return Err(err),
+    };
     state
         .fleet
         .committed_state(scooter_id, ScooterState::OnTrip, version);
@@ -197,6 +200,16 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
     }
     // The row just committed, without reading it back.
     Ok(new.to_row())
+}
+
+/// How an unlock's transaction ended.
+enum UnlockTx {
+    /// Committed: the scooter's new state version, and the scooter of a reservation given
+    /// up elsewhere with its version.
+    Committed(i64, Option<(String, i64)>),
+    /// Another ride of the rider or on the scooter met this one at the unique indexes.
+    LostRace,
+    Refused(Error),
 }
 
 /// The refusal for an unlock that met another ride at the unique indexes.
@@ -271,8 +284,7 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
     let free_trial_minutes = ride
         .trial_minutes_offered
         .unwrap_or(tariff.free_trial_minutes);
-    let (version, bill) = db_write!(&state.db, |pool| {
-        let mut tx = pool.begin().await?;
+    let (version, bill) = db_transaction!(&state.db, |tx| {
         // The charge first (it takes the rider's wallet lock); closing the ride then decides:
         // when another end got there first, nothing of this transaction commits.
         let charged = billing::store::charge_ride(
@@ -310,7 +322,7 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
             bill: Some(&bill),
         };
         if !store::close_ride_on(&mut conn, &ride.id, &end).await? {
-            drop(tx);
+            // Dropped uncommitted: nothing of this transaction happens.
             return Err(ride_not_active());
         }
         let version = fleet::store::change_state_on(
@@ -344,8 +356,8 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
         )
         .await?;
         tx.commit().await?;
-        (version, bill)
-    });
+        Ok::<_, Error>((version, bill))
+    })?;
     match version {
         Some(version) => {
             state
