@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Telemetry through HTTP under wrk, the server alone in its process: one point per request,
+# then batches of 100 points, each first alone and then while a second wrk serves nearby
+# searches at about 5,000 requests/s.
+#
+#   bash benches/telemetry_wrk.sh                       # SQLite; needs wrk (apt-get install wrk)
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench bash benches/telemetry_wrk.sh
+#
+# The PostgreSQL database is dropped and created again. Every 202 comes after its points
+# are committed (group commit) and shown in the live index.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+SCOOTERS=${SCOOTERS:-10000}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+PORT=18183
+work=$(mktemp -d)
+cleanup() {
+    [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet
+if [ -n "${DATABASE_URL:-}" ]; then
+    admin="${DATABASE_URL%/*}/postgres"
+    name="${DATABASE_URL##*/}"
+    psql -q "$admin" -c "drop database if exists $name" -c "create database $name" >/dev/null
+    backend=PostgreSQL
+else
+    export DATABASE_URL="sqlite://$work/scootfleet.db"
+    backend=SQLite
+fi
+
+python3 - "$SCOOTERS" "$work/fleet.csv" <<'PY'
+import random, sys
+n, csv_path = int(sys.argv[1]), sys.argv[2]
+random.seed(7)
+with open(csv_path, "w") as csv:
+    csv.write("scooter_id,lat,lon,range_km,battery_pct\n")
+    for i in range(n):
+        csv.write(f"B-{i},{random.uniform(48.83, 48.88):.6f},{random.uniform(2.28, 2.40):.6f},30,50\n")
+PY
+./target/release/scootfleet scooters import "$work/fleet.csv" --tokens "$work/tokens.csv" >/dev/null 2>&1
+SCOOTFLEET_BIND=127.0.0.1:$PORT SCOOTFLEET_SILENCE_TIMEOUT_SECS=86400 \
+    SCOOTFLEET_OPERATOR_EMAIL=bench@example.com SCOOTFLEET_OPERATOR_PASSWORD=bench-password-1 \
+    RUST_LOG=warn ./target/release/scootfleet >"$work/server.log" 2>&1 &
+server=$!
+until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.05; done
+token=$(curl -sf -X POST "http://127.0.0.1:$PORT/v1/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"bench-password-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+curl -sf -X PUT "http://127.0.0.1:$PORT/v1/ops/hours" -H "authorization: Bearer $token" \
+    -H 'content-type: application/json' -d '{"timezone":"Europe/Paris","open":"00:00","close":"24:00"}' >/dev/null
+
+# Each wrk thread sends for its own half of the scooters (even or odd rows), round after
+# round; a scooter's points in round k are recorded k * POINTS ms after the run's start, one
+# ms apart: no two requests carry the same scooter and time, so every point is stored, and
+# each run's points are newer than the last run's (and than the import, which counts as each
+# scooter's first point).
+cat > "$work/telemetry.lua" <<LUA
+local tokens, threads, sent, base_ms = {}, {}, 0, 0
+local points = tonumber(os.getenv("POINTS") or "1")
+setup = function(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+init = function(args)
+  for line in io.lines("$work/tokens.csv") do
+    local token = line:match("^[^,]+,(.+)$")
+    if token and token ~= "device_token" then table.insert(tokens, token) end
+  end
+  base_ms = os.time() * 1000
+end
+local function stamp(ms)
+  return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000)) .. string.format(".%03dZ", ms % 1000)
+end
+request = function()
+  local n = sent * 2 + id
+  sent = sent + 1
+  local slot, round = n % #tokens, math.floor(n / #tokens)
+  local parts = {}
+  for i = 1, points do
+    parts[i] = string.format('{"lat":%.5f,"lon":%.5f,"range_km":30,"battery_pct":60,"recorded_at":"%s"}',
+      48.84 + (n % 300) * 0.0001, 2.30 + (n % 500) * 0.0001 + i * 0.00001, stamp(base_ms + round * points + i))
+  end
+  return wrk.format("POST", "/v1/telemetry",
+    {["content-type"] = "application/json", ["authorization"] = "Bearer " .. tokens[slot + 1]},
+    '{"points":[' .. table.concat(parts, ",") .. ']}')
+end
+done = function(summary, latency, requests)
+  local non2xx = summary.errors.status
+  io.write(string.format("non-2xx answers: %d\n", non2xx))
+end
+LUA
+cat > "$work/nearby.lua" <<'LUA'
+math.randomseed(42)
+request = function()
+  local lat = 48.83 + math.random() * 0.05
+  local lon = 2.28 + math.random() * 0.12
+  return wrk.format("GET", string.format("/v1/scooters/nearby?lat=%.5f&lon=%.5f&radius_m=500&limit=10", lat, lon))
+end
+LUA
+# About 5,000 searches/s: 20 connections, each waiting 3 ms after every answer (about 4 ms
+# a round with the answer).
+{ cat "$work/nearby.lua"; echo 'delay = function() return 3 end'; } > "$work/nearby_5k.lua"
+
+stored() {
+    local out
+    out=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}')
+    echo "${out:-0}"
+}
+report() { # label wrk-output points-before points-after seconds
+    local rps p50 p99 non
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$2")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$2")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$2")
+    non=$(awk '/non-2xx answers/ {print $3}' <<<"$2")
+    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s |\n' \
+        "$backend" "$1" "$rps" "$(echo "($4 - $3) / $5" | bc -l)" "$p50" "$p99" "${non:-?}"
+}
+seconds=${DURATION%s}
+telemetry() { # label points-per-request [nearby-script]
+    local before after out nearby_out=""
+    before=$(stored)
+    if [ -n "${3:-}" ]; then
+        wrk -t1 -c20 -d"$DURATION" --latency -s "$3" "http://127.0.0.1:$PORT" >"$work/nearby.out" &
+        local nearby=$!
+    fi
+    out=$(POINTS=$2 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/telemetry.lua" "http://127.0.0.1:$PORT")
+    after=$(stored)
+    report "$1" "$out" "$before" "$after" "$seconds"
+    if [ -n "${3:-}" ]; then
+        wait "$nearby"
+        nearby_out=$(cat "$work/nearby.out")
+        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | |\n' "$backend" \
+            "$(awk '/Requests\/sec/ {print $2}' <<<"$nearby_out")" \
+            "$(awk '$1=="50%" {print $2}' <<<"$nearby_out")" "$(awk '$1=="99%" {print $2}' <<<"$nearby_out")"
+    fi
+}
+
+echo "| backend | what | requests | telemetry | latency | | |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+# A first pass over every scooter: dispatch learns each one, which costs one database write
+# per scooter on its first point after a start (measured apart, as the warm-up).
+telemetry "warm-up: each scooter's first points after the start" 1
+telemetry "1 point per request" 1
+telemetry "1 point per request, with ~5k nearby/s" 1 "$work/nearby_5k.lua"
+telemetry "100 points per request" 100
+telemetry "100 points per request, with ~5k nearby/s" 100 "$work/nearby_5k.lua"
