@@ -95,9 +95,22 @@ mod scenarios {
         store::commit_points(&s.state.db, &[group(&newer), group(&older)], None)
             .await
             .expect("commit");
-        let rows = store::all_scooters(&s.state.db, Ok::<_, sqlx::Error>)
-            .await
-            .expect("rows");
+        struct Row {
+            scooter_id: String,
+            lat: f64,
+            last_seen_ms: i64,
+        }
+        let mut rows = Vec::new();
+        store::each_scooter(&s.state.db, |r| {
+            rows.push(Row {
+                scooter_id: r.scooter_id.to_owned(),
+                lat: r.lat,
+                last_seen_ms: r.last_seen_ms,
+            });
+            Ok::<_, sqlx::Error>(())
+        })
+        .await
+        .expect("rows");
         let row = rows
             .iter()
             .find(|r| r.scooter_id == "CS-0001")

@@ -7,9 +7,9 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::device::{from_hex, to_hex, token_hash, DEVICE_TOKEN_LEN};
+use super::device::{to_hex, token_hash, DEVICE_TOKEN_LEN};
 use super::ingest::Job;
-use super::live::{ChangeKind, FleetChange, LiveIndex, Scooter, ServiceArea};
+use super::live::{ChangeKind, FleetChange, IndexBuilder, LiveIndex, Scooter, ServiceArea};
 use super::{store, transition, Event, Reading, ScooterState};
 use crate::db::Db;
 use crate::error::Error;
@@ -54,9 +54,17 @@ impl Fleet {
     /// The fleet as the database has it: the live index is rebuilt from every stored scooter.
     pub async fn load(db: &Db, rental_floor_km: f64) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let entries = stored_scooters(db).await?;
+        // Counted first, so that each part of the index is allocated once, at its size.
+        let count = store::count_scooters(db).await?;
+        let mut builder = IndexBuilder::with_capacity(usize::try_from(count).unwrap_or(0));
+        store::each_scooter(db, |row| {
+            let (scooter, token_hash) = stored_scooter(row)?;
+            builder.push(scooter, token_hash);
+            Ok::<_, anyhow::Error>(())
+        })
+        .await?;
         let read = started.elapsed();
-        let live = LiveIndex::build(entries);
+        let live = builder.finish();
         tracing::info!(
             scooters = live.len(),
             read_ms = read.as_millis() as u64,
@@ -81,11 +89,16 @@ impl Fleet {
         if stored <= self.read().len() as i64 {
             return Ok(0);
         }
-        let mut adopted = 0;
-        for (scooter, hash) in stored_scooters(db).await? {
-            if self.read().get(&scooter.scooter_id).is_some() {
-                continue;
+        let mut new = Vec::new();
+        store::each_scooter(db, |row| {
+            if self.read().get(row.scooter_id).is_none() {
+                new.push(stored_scooter(row)?);
             }
+            Ok::<_, anyhow::Error>(())
+        })
+        .await?;
+        let mut adopted = 0;
+        for (scooter, hash) in new {
             if self.write().insert(scooter.clone(), hash) {
                 adopted += 1;
                 self.publish(ChangeKind::Registered, scooter);
@@ -342,27 +355,26 @@ impl Fleet {
     }
 }
 
-/// Every stored scooter, as the live index holds it.
-async fn stored_scooters(db: &Db) -> anyhow::Result<Vec<(Scooter, [u8; 32])>> {
-    store::all_scooters(db, |row| {
-        let state = ScooterState::parse(&row.state, row.state_reason.as_deref())
-            .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
-        let hash = from_hex(&row.device_token_hash)
-            .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
-        let scooter = Scooter {
-            scooter_id: row.scooter_id.into(),
-            state,
-            state_version: row.state_version,
-            lat: row.lat,
-            lon: row.lon,
-            range_km: row.range_km,
-            battery_pct: row.battery_pct,
-            last_seen_ms: row.last_seen_ms,
-            heard_ms: row.last_seen_ms,
-        };
-        Ok::<_, anyhow::Error>((scooter, hash))
-    })
-    .await
+/// A stored scooter as the live index holds it, with its token hash.
+fn stored_scooter(row: store::ScooterRow<'_>) -> anyhow::Result<(Scooter, [u8; 32])> {
+    let state = ScooterState::parse(row.state, row.state_reason)
+        .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
+    let hash = row
+        .device_token_hash
+        .and_then(|hash| <[u8; 32]>::try_from(hash).ok())
+        .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
+    let scooter = Scooter {
+        scooter_id: row.scooter_id.into(),
+        state,
+        state_version: row.state_version,
+        lat: row.lat,
+        lon: row.lon,
+        range_km: row.range_km,
+        battery_pct: row.battery_pct,
+        last_seen_ms: row.last_seen_ms,
+        heard_ms: row.last_seen_ms,
+    };
+    Ok((scooter, hash))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
+use sqlx::Row;
 
 use super::{Event, Reading, Reason, ScooterState};
 use crate::db::{is_unique_violation, Conn, Db};
@@ -138,13 +139,16 @@ pub async fn insert_scooters(
     })
 }
 
-/// A scooter as stored, for rebuilding the live index.
-#[derive(Debug, sqlx::FromRow)]
-pub struct ScooterRow {
-    pub scooter_id: String,
-    pub device_token_hash: String,
-    pub state: String,
-    pub state_reason: Option<String>,
+/// A scooter as stored, for rebuilding the live index: borrowed from its row, so that
+/// nothing is copied that the index does not keep.
+#[derive(Debug)]
+pub struct ScooterRow<'r> {
+    pub scooter_id: &'r str,
+    /// The SHA-256 of the device token (stored as hex, read as bytes); `None` when the
+    /// stored text is not hex.
+    pub device_token_hash: Option<&'r [u8]>,
+    pub state: &'r str,
+    pub state_reason: Option<&'r str>,
     pub state_version: i64,
     pub lat: f64,
     pub lon: f64,
@@ -201,24 +205,43 @@ pub async fn count_scooters(db: &Db) -> Result<i64, sqlx::Error> {
     })
 }
 
-const SELECT_SCOOTERS: &str = "select scooter_id, device_token_hash, state, state_reason, \
-     state_version, lat, lon, range_km, battery_pct, last_seen_ms from scooters";
+/// The token hash is decoded from hex by the database (`unhex`, SQLite 3.41 and later;
+/// `decode` on PostgreSQL), not row by row in Rust.
+const SELECT_SCOOTERS_SQLITE: &str = "select scooter_id, unhex(device_token_hash), state, \
+     state_reason, state_version, lat, lon, range_km, battery_pct, last_seen_ms from scooters";
+const SELECT_SCOOTERS_POSTGRES: &str = "select scooter_id, decode(device_token_hash, 'hex'), \
+     state, state_reason, state_version, lat, lon, range_km, battery_pct, last_seen_ms \
+     from scooters";
 
-/// Every scooter, all states, each turned by `convert` into what the caller keeps as soon
-/// as it is read: a million rows are never all held at once, and the conversion overlaps
-/// the database's work. (Reading SQLite in concurrent parts by `rowid` was measured
-/// slower on two cores: the parts' threads compete with the conversion.)
-pub async fn all_scooters<T, E: From<sqlx::Error>>(
+/// Every scooter, all states, handed to `take` as soon as it is read: a million rows are
+/// never all held at once, and what `take` does overlaps the database's work. Columns are
+/// read by position and borrowed from the row. (Reading SQLite in concurrent parts by
+/// `rowid` was measured slower on two cores: the parts' threads compete with `take`.)
+pub async fn each_scooter<E: From<sqlx::Error>>(
     db: &Db,
-    convert: impl Fn(ScooterRow) -> Result<T, E>,
-) -> Result<Vec<T>, E> {
+    mut take: impl FnMut(ScooterRow<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let select = match db {
+        Db::Sqlite { .. } => SELECT_SCOOTERS_SQLITE,
+        Db::Postgres(_) => SELECT_SCOOTERS_POSTGRES,
+    };
     db_run!(db, |pool| {
-        let mut rows = sqlx::query_as::<_, ScooterRow>(SELECT_SCOOTERS).fetch(pool);
-        let mut kept = Vec::new();
+        let mut rows = sqlx::query(select).fetch(pool);
         while let Some(row) = rows.try_next().await? {
-            kept.push(convert(row)?);
+            take(ScooterRow {
+                scooter_id: row.try_get(0)?,
+                device_token_hash: row.try_get(1)?,
+                state: row.try_get(2)?,
+                state_reason: row.try_get(3)?,
+                state_version: row.try_get(4)?,
+                lat: row.try_get(5)?,
+                lon: row.try_get(6)?,
+                range_km: row.try_get(7)?,
+                battery_pct: row.try_get(8)?,
+                last_seen_ms: row.try_get(9)?,
+            })?;
         }
-        Ok(kept)
+        Ok(())
     })
 }
 

@@ -4,17 +4,17 @@
 
 use rstar::RTree;
 
-use super::{unit_vector, Entry, LiveIndex};
+use super::{tree_point, Entry, LiveIndex};
 
 /// The tree's positions at one moment, to bulk-load a fresh tree from outside the lock.
 pub struct TreeSnapshot {
     /// The unit vector of each slot, as the tree had it.
-    points: Vec<[f64; 3]>,
+    points: Vec<[f32; 3]>,
 }
 
 /// A tree bulk-loaded from a [`TreeSnapshot`], ready to replace a worn one.
 pub struct RebuiltTree {
-    points: Vec<[f64; 3]>,
+    points: Vec<[f32; 3]>,
     tree: RTree<Entry>,
 }
 
@@ -83,7 +83,7 @@ impl LiveIndex {
             let Some(scooter) = self.scooters.get(slot as usize) else {
                 continue;
             };
-            let now = unit_vector(scooter.lat, scooter.lon);
+            let now = tree_point(scooter.lat, scooter.lon);
             let then = points.get(slot as usize);
             if then == Some(&now) {
                 continue;
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(index.tree.size(), index.len());
         for slot in 0..index.len() {
             let s = &index.scooters[slot];
-            let entry = Entry::new(unit_vector(s.lat, s.lon), slot as u32);
+            let entry = Entry::new(tree_point(s.lat, s.lon), slot as u32);
             assert!(
                 index.tree.contains(&entry),
                 "{} is where it stands",
