@@ -24,6 +24,7 @@ on_both_backends!(
     a_low_point_through_telemetry_is_assigned_before_its_answer,
     concurrent_low_points_on_two_servers_make_one_task_per_scooter,
     a_task_its_crew_can_no_longer_take_goes_to_the_next_crew,
+    a_point_back_above_the_margin_rearms_the_scooter,
 );
 
 /// With the worker's sweep out of the way, what a crew receives on becoming available is
@@ -794,5 +795,39 @@ mod scenarios {
         assert_eq!(tasks[0]["status"], "assigned");
         assert!(s.crew_tasks(&near).await.is_empty());
         other.stop_keeping_database().await;
+    }
+
+    pub async fn a_point_back_above_the_margin_rearms_the_scooter(s: &TestServer) {
+        let op = s.operator_token().await;
+        s.crew_at(&op, "Near", north_of_center(1.0), 5).await;
+        let device =
+            crate::common::fleet::register(s, &op, "CS-R1", CENTER.0, CENTER.1, 30.0).await;
+        s.clock.advance(chrono::Duration::seconds(60));
+        low_point(s, &device, CENTER, 9.0, 10).await.expect(202);
+        let task_id = s.task_of(&op, "CS-R1").await["task_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s.post(
+            &format!("/v1/ops/tasks/{task_id}/cancel"),
+            Some(&op),
+            json!({}),
+        )
+        .await
+        .expect(200);
+
+        // Still disarmed: low again, and within the margin, no new task.
+        low_point(s, &device, CENTER, 8.5, 20).await.expect(202);
+        low_point(s, &device, CENTER, 11.9, 25).await.expect(202);
+        low_point(s, &device, CENTER, 8.0, 30).await.expect(202);
+        assert_eq!(s.ops_tasks(&op, None).await.len(), 1);
+
+        // Above threshold + margin (12 km) it is re-armed with the point; the next low point
+        // gets a task at once.
+        low_point(s, &device, CENTER, 12.5, 40).await.expect(202);
+        low_point(s, &device, CENTER, 9.0, 50).await.expect(202);
+        let tasks = s.ops_tasks(&op, None).await;
+        assert_eq!(tasks.len(), 2, "{tasks:?}");
+        assert_eq!(s.ops_tasks(&op, Some("assigned")).await.len(), 1);
     }
 }

@@ -11,37 +11,44 @@ use chrono::{DateTime, Utc};
 use super::intake::{pass_on, Prepared, Settled};
 use super::lifecycle::Task;
 use super::report::ScooterReport;
-use super::{hysteresis, store, Step};
+use super::{hysteresis, store, Known, Step};
 use crate::app::AppState;
 use crate::conn_run;
 use crate::db::Conn;
 
-/// The tasks of one telemetry group, prepared, then stored in its transaction.
+/// What one telemetry group's points call for, prepared, then stored in its transaction.
 pub struct Joined {
+    /// Scooters back above threshold + margin that this server does not know to be armed.
+    rearm: Vec<String>,
+    /// Low scooters that may get a task.
     prepared: Prepared,
     now: DateTime<Utc>,
     /// What the transaction created, once stored; `None` if storing it failed.
     created: Option<Vec<Option<Task>>>,
 }
 
-/// Of `reports` (at most one per scooter), those that call for a task now as this server
-/// remembers the scooters; `None` when none does. The others are left to
-/// [`super::on_scooter_report`] after the commit, as before.
+/// Of `reports` (at most one per scooter), those whose range calls for a task or for the
+/// scooter to be re-armed, as this server remembers the scooters; `None` when none does.
+/// The others are left to [`super::on_scooter_report`] after the commit, as before.
 pub fn join(state: &AppState, reports: Vec<ScooterReport>) -> Option<Joined> {
     let config = &state.config.dispatch;
-    let low: Vec<(ScooterReport, ())> = reports
-        .into_iter()
-        .filter(|r| {
-            let known = state.dispatch.known(&r.scooter_id);
-            hysteresis(config, known, r.range_km, r.on_trip, (r.lat, r.lon)) == Step::Trigger
-        })
-        .map(|r| (r, ()))
-        .collect();
-    if low.is_empty() {
+    let mut low = Vec::new();
+    let mut rearm = Vec::new();
+    for report in reports {
+        let known = state.dispatch.known(&report.scooter_id);
+        let position = (report.lat, report.lon);
+        match hysteresis(config, known, report.range_km, report.on_trip, position) {
+            Step::Trigger => low.push((report, ())),
+            Step::Rearm => rearm.push(report.scooter_id),
+            Step::Nothing | Step::RefreshTask => {}
+        }
+    }
+    if low.is_empty() && rearm.is_empty() {
         return None;
     }
     let (prepared, _) = Prepared::new(state, low);
     Some(Joined {
+        rearm,
         prepared,
         now: state.clock.now(),
         created: None,
@@ -49,22 +56,29 @@ pub fn join(state: &AppState, reports: Vec<ScooterReport>) -> Option<Joined> {
 }
 
 impl Joined {
-    /// Creates and assigns the tasks on `conn`, inside a savepoint: if that fails (a
-    /// deadlock with another server's dispatch, say), only the savepoint is rolled back,
-    /// the points around it are committed all the same, and the reports take the usual way
-    /// after the commit.
+    /// Re-arms, then creates and assigns the tasks on `conn`, inside a savepoint: if that
+    /// fails (a deadlock with another server's dispatch, say), only the savepoint is rolled
+    /// back, the points around it are committed all the same, and the reports take the usual
+    /// way after the commit.
     pub async fn store_on(&mut self, conn: &mut Conn<'_>) -> Result<(), sqlx::Error> {
         let tasks = self.prepared.new_tasks();
         let started = std::time::Instant::now();
         let created = conn_run!(conn, |c| {
             let mut savepoint = sqlx::Connection::begin(&mut *c).await?;
-            match store::open_tasks_on(&mut Conn::from(&mut *savepoint), &tasks, self.now).await {
+            let mut on = Conn::from(&mut *savepoint);
+            let rearm: Vec<&str> = self.rearm.iter().map(String::as_str).collect();
+            let stored = match store::rearm_on(&mut on, &rearm, self.now).await {
+                Ok(()) if tasks.is_empty() => Ok(Vec::new()),
+                Ok(()) => store::open_tasks_on(&mut on, &tasks, self.now).await,
+                Err(err) => Err(err),
+            };
+            match stored {
                 Ok(created) => {
                     savepoint.commit().await?;
                     Some(created)
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, reports = tasks.len(), "battery-swap tasks left to dispatch's own transaction");
+                    tracing::warn!(error = %err, reports = tasks.len() + rearm.len(), "battery-swap reports left to dispatch's own transaction");
                     savepoint.rollback().await?;
                     None
                 }
@@ -75,13 +89,17 @@ impl Joined {
         Ok(())
     }
 
-    /// Call once the transaction has committed. Remembers the scooters as disarmed and
-    /// returns the scooters whose task still needs a crew, with the work that finds one.
+    /// Call once the transaction has committed. Remembers the re-armed scooters as armed
+    /// and the others as disarmed, and returns the scooters whose task still needs a crew,
+    /// with the work that finds one.
     pub fn settle(
         self,
         state: &AppState,
     ) -> Option<(HashSet<String>, impl Future<Output = ()> + Send + 'static)> {
         let created = self.created?;
+        for scooter_id in &self.rearm {
+            state.dispatch.remember(scooter_id, Known::Armed);
+        }
         let passed_on: Vec<(Task, Option<String>)> = self
             .prepared
             .settle(state, created)

@@ -78,6 +78,11 @@ impl Dispatcher {
             .map(|(known, _)| *known)
     }
 
+    /// Whether this server remembers the scooter as armed (nothing to do above threshold).
+    pub fn knows_armed(&self, scooter_id: &str) -> bool {
+        self.known(scooter_id) == Some(Known::Armed)
+    }
+
     pub(super) fn remember(&self, scooter_id: &str, known: Known) {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         memory.insert(scooter_id.to_owned(), (known, Instant::now()));

@@ -174,6 +174,31 @@ pub async fn rearm(db: &Db, scooter_id: &str, now: DateTime<Utc>) -> Result<(), 
     .map(|_| ()))
 }
 
+/// [`rearm`] for many scooters at once, on a transaction someone else opened.
+pub async fn rearm_on(
+    conn: &mut Conn<'_>,
+    scooter_ids: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let now = to_millis(now);
+    for chunk in scooter_ids.chunks(ROWS_PER_STATEMENT) {
+        conn_run!(conn, |c| {
+            let mut rearm = sqlx::QueryBuilder::new(
+                "update dispatch_scooters set armed = true, updated_at_ms = ",
+            );
+            rearm.push_bind(now);
+            rearm.push(" where not armed and scooter_id in (");
+            let mut ids = rearm.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            rearm.push(")");
+            rearm.build().execute(&mut *c).await.map(|_| ())
+        })?;
+    }
+    Ok(())
+}
+
 /// Moves the scooter's unfinished task to where the scooter is, with its current range.
 pub async fn refresh_active_task(
     db: &Db,

@@ -3,7 +3,8 @@
 //! A request's 202 therefore comes after its points are committed, at the cost of one
 //! transaction per group rather than per request. A point that takes a scooter below the
 //! dispatch threshold has its battery-swap task created and assigned in that same
-//! transaction (see [`crate::dispatch::joined::join`]).
+//! transaction, and one back above threshold + margin is re-armed there (see
+//! [`crate::dispatch::joined::join`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -79,7 +80,7 @@ async fn commit(state: &AppState, group: Vec<Job>) {
             received_at_ms: job.received_at_ms,
         })
         .collect();
-    let mut tasks = dispatch::joined::join(state, low_reports(state, &rows));
+    let mut tasks = dispatch::joined::join(state, dispatch_reports(state, &rows));
     let result = store::commit_points(&state.db, &rows, tasks.as_mut()).await;
     drop(rows);
     metrics::histogram!("scootfleet_telemetry_commit_seconds")
@@ -126,19 +127,22 @@ async fn commit(state: &AppState, group: Vec<Job>) {
     }
 }
 
-/// The reports of scooters whose newest point in the group is below dispatch's threshold
-/// and newer than what the live view has (an older point moves nothing), with the
-/// scooter's trip state: the candidates for a task in the group's own transaction.
-fn low_reports(state: &AppState, rows: &[store::Points<'_>]) -> Vec<ScooterReport> {
-    let threshold_km = state.config.dispatch.threshold_km;
-    let low = |p: &Reading| p.range_km < threshold_km;
-    if !rows.iter().any(|row| row.points.iter().any(low)) {
-        return Vec::new();
-    }
+/// What dispatch may act on in the group's own transaction: each scooter whose newest point
+/// is newer than what the live view has (an older point moves nothing) and either below
+/// the threshold or above threshold + margin without this server knowing it armed, with the
+/// scooter's trip state.
+fn dispatch_reports(state: &AppState, rows: &[store::Points<'_>]) -> Vec<ScooterReport> {
+    let config = &state.config.dispatch;
+    let concerns = |scooter_id: &str, p: &Reading| {
+        p.range_km < config.threshold_km
+            || (p.range_km >= config.threshold_km + config.margin_km
+                && !state.dispatch.knows_armed(scooter_id))
+    };
+    let newest = store::newest_points(rows);
     let live = state.fleet.read();
-    store::newest_points(rows)
+    newest
         .into_iter()
-        .filter(|(_, point)| low(point))
+        .filter(|(scooter_id, point)| concerns(scooter_id, point))
         .filter_map(|(scooter_id, point)| {
             let scooter = live.get(scooter_id)?;
             if point.recorded_at_ms <= scooter.last_seen_ms {
