@@ -28,14 +28,7 @@ hello_bin=$(ls -t target/release/deps/hello_server-* | grep -v '\.d$' | head -n 
 HELLO_BIND=127.0.0.1:$HELLO_PORT "$hello_bin" >/dev/null 2>&1 &
 hello=$!
 
-cat > "$work/nearby.lua" <<'LUA'
-math.randomseed(42)
-request = function()
-  local lat = 48.83 + math.random() * 0.05
-  local lon = 2.28 + math.random() * 0.12
-  return wrk.format("GET", string.format("/v1/scooters/nearby?lat=%.5f&lon=%.5f&radius_m=500&limit=10", lat, lon))
-end
-LUA
+cp benches/nearby.lua "$work/nearby.lua"
 # The same queries paced: each of 60 connections waits 3 ms after every answer, which offers
 # about 20,000 requests/s when answers are quick (wrk has no open-loop mode, so a stall
 # lowers the offered rate instead of queueing: the tail it reports is a lower bound).
