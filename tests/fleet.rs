@@ -56,7 +56,9 @@ mod scenarios {
             points: &old,
             received_at_ms: now,
         };
-        store::commit_points(&s.state.db, &[group], None)
+        let groups = [group];
+        let newest = store::newest_points(&groups);
+        store::commit_points(&s.state.db, &groups, &newest, None)
             .await
             .expect("commit");
         let deleted = store::delete_points_before(&s.state.db, now - 86_400_000).await;
@@ -92,7 +94,9 @@ mod scenarios {
             points,
             received_at_ms: now,
         };
-        store::commit_points(&s.state.db, &[group(&newer), group(&older)], None)
+        let groups = [group(&newer), group(&older)];
+        let newest = store::newest_points(&groups);
+        store::commit_points(&s.state.db, &groups, &newest, None)
             .await
             .expect("commit");
         struct Row {

@@ -80,9 +80,10 @@ async fn commit(state: &AppState, group: Vec<Job>) {
             received_at_ms: job.received_at_ms,
         })
         .collect();
-    let mut tasks = dispatch::joined::join(state, dispatch_reports(state, &rows));
-    let result = store::commit_points(&state.db, &rows, tasks.as_mut()).await;
-    drop(rows);
+    let newest = store::newest_points(&rows);
+    let mut tasks = dispatch::joined::join(state, dispatch_reports(state, &newest));
+    let result = store::commit_points(&state.db, &rows, &newest, tasks.as_mut()).await;
+    drop((newest, rows));
     metrics::histogram!("scootfleet_telemetry_commit_seconds")
         .record(started.elapsed().as_secs_f64());
     match result {
@@ -128,20 +129,19 @@ async fn commit(state: &AppState, group: Vec<Job>) {
 }
 
 /// What dispatch may act on in the group's own transaction: each scooter whose newest point
-/// is newer than what the live view has (an older point moves nothing) and either below
-/// the threshold or above threshold + margin without this server knowing it armed, with the
-/// scooter's trip state.
-fn dispatch_reports(state: &AppState, rows: &[store::Points<'_>]) -> Vec<ScooterReport> {
+/// (`newest`, one per scooter) is newer than what the live view has (an older point moves
+/// nothing) and either below the threshold or above threshold + margin without this server
+/// knowing it armed, with the scooter's trip state.
+fn dispatch_reports(state: &AppState, newest: &[(&str, &Reading)]) -> Vec<ScooterReport> {
     let config = &state.config.dispatch;
     let concerns = |scooter_id: &str, p: &Reading| {
         p.range_km < config.threshold_km
             || (p.range_km >= config.threshold_km + config.margin_km
                 && !state.dispatch.knows_armed(scooter_id))
     };
-    let newest = store::newest_points(rows);
     let live = state.fleet.read();
     newest
-        .into_iter()
+        .iter()
         .filter(|(scooter_id, point)| concerns(scooter_id, point))
         .filter_map(|(scooter_id, point)| {
             let scooter = live.get(scooter_id)?;
@@ -149,7 +149,7 @@ fn dispatch_reports(state: &AppState, rows: &[store::Points<'_>]) -> Vec<Scooter
                 return None;
             }
             Some(ScooterReport {
-                scooter_id: scooter_id.to_owned(),
+                scooter_id: (*scooter_id).to_owned(),
                 lat: point.lat,
                 lon: point.lon,
                 range_km: point.range_km,

@@ -398,18 +398,18 @@ pub struct Points<'a> {
 
 /// Stores the points of several requests in one transaction. Duplicates (same scooter, same
 /// `recorded_at`) are dropped; each scooter's row takes its newest point only if it is newer
-/// than the one it has. The battery-swap tasks that the low points call for (`tasks`) are
-/// created in the same transaction.
+/// than the one it has (`newest`, from [`newest_points`] of `groups`). The battery-swap
+/// tasks that the points call for (`tasks`) are created in the same transaction.
 pub async fn commit_points(
     db: &Db,
     groups: &[Points<'_>],
+    newest: &[(&str, &Reading)],
     tasks: Option<&mut crate::dispatch::joined::Joined>,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<(&str, &Reading, i64)> = groups
         .iter()
         .flat_map(|g| g.points.iter().map(|p| (g.scooter_id, p, g.received_at_ms)))
         .collect();
-    let newest: Vec<(&str, &Reading)> = newest_points(groups).into_iter().collect();
     db_write!(db, |pool| {
         let mut tx = pool.begin().await?;
         // Many rows per statement: one round trip per thousand points, not per point.
@@ -461,7 +461,7 @@ pub async fn commit_points(
 }
 
 /// The newest point of each scooter across the groups (a scooter may send twice).
-pub fn newest_points<'a>(groups: &[Points<'a>]) -> HashMap<&'a str, &'a Reading> {
+pub fn newest_points<'a>(groups: &[Points<'a>]) -> Vec<(&'a str, &'a Reading)> {
     let mut newest: HashMap<&str, &Reading> = HashMap::new();
     for group in groups {
         for point in group.points {
@@ -471,7 +471,7 @@ pub fn newest_points<'a>(groups: &[Points<'a>]) -> HashMap<&'a str, &'a Reading>
             }
         }
     }
-    newest
+    newest.into_iter().collect()
 }
 
 /// Rows per multi-row insert: 8 parameters each stays far below both engines' limits.
