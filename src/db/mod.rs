@@ -15,6 +15,8 @@ use sqlx::sqlite::{
 
 use crate::error::Error;
 
+pub mod raw;
+
 /// Which engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
