@@ -34,7 +34,8 @@ mod scenarios {
     /// More points than one delete statement takes all go, and newer ones stay.
     pub async fn retention_deletes_a_large_backlog_in_slices(s: &TestServer) {
         use scootfleet::clock::Clock;
-        use scootfleet::fleet::store::{self, Points};
+        use scootfleet::fleet::commit::{self, Points};
+        use scootfleet::fleet::store;
         use scootfleet::fleet::Reading;
 
         let operator = s.operator_token().await;
@@ -57,8 +58,8 @@ mod scenarios {
             received_at_ms: now,
         };
         let groups = [group];
-        let newest = store::newest_points(&groups);
-        store::commit_points(&s.state.db, &groups, &newest, None)
+        let newest = commit::newest_points(&groups);
+        commit::commit_points(&s.state.db, &groups, &newest, None)
             .await
             .expect("commit");
         let deleted = store::delete_points_before(&s.state.db, now - 86_400_000).await;
@@ -74,7 +75,8 @@ mod scenarios {
     /// the newer point, and both points are stored.
     pub async fn one_commit_keeps_each_scooters_newest_point(s: &TestServer) {
         use scootfleet::clock::Clock;
-        use scootfleet::fleet::store::{self, Points};
+        use scootfleet::fleet::commit::{self, Points};
+        use scootfleet::fleet::store;
         use scootfleet::fleet::Reading;
 
         let operator = s.operator_token().await;
@@ -95,8 +97,8 @@ mod scenarios {
             received_at_ms: now,
         };
         let groups = [group(&newer), group(&older)];
-        let newest = store::newest_points(&groups);
-        store::commit_points(&s.state.db, &groups, &newest, None)
+        let newest = commit::newest_points(&groups);
+        commit::commit_points(&s.state.db, &groups, &newest, None)
             .await
             .expect("commit");
         struct Row {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::DateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{store, Reading, ScooterState};
+use super::{commit, Reading, ScooterState};
 use crate::app::AppState;
 use crate::dispatch::{self, ScooterReport};
 
@@ -72,17 +72,17 @@ fn gather(first: Job, inbox: &mut mpsc::Receiver<Job>) -> Vec<Job> {
 
 async fn commit(state: &AppState, group: Vec<Job>) {
     let started = std::time::Instant::now();
-    let rows: Vec<store::Points<'_>> = group
+    let rows: Vec<commit::Points<'_>> = group
         .iter()
-        .map(|job| store::Points {
+        .map(|job| commit::Points {
             scooter_id: &job.scooter_id,
             points: &job.points,
             received_at_ms: job.received_at_ms,
         })
         .collect();
-    let newest = store::newest_points(&rows);
+    let newest = commit::newest_points(&rows);
     let mut tasks = dispatch::joined::join(state, dispatch_reports(state, &newest));
-    let result = store::commit_points(&state.db, &rows, &newest, tasks.as_mut()).await;
+    let result = commit::commit_points(&state.db, &rows, &newest, tasks.as_mut()).await;
     drop((newest, rows));
     metrics::histogram!("scootfleet_telemetry_commit_seconds")
         .record(started.elapsed().as_secs_f64());

@@ -10,6 +10,7 @@
 //! `battery_too_low` rather than `scooter_unavailable`.
 
 pub mod accept;
+pub mod commit;
 pub mod device;
 pub mod http;
 pub mod import;

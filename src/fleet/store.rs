@@ -1,7 +1,4 @@
 //! The fleet in the database: scooters, their state changes, and telemetry history.
-
-use std::collections::HashMap;
-
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
@@ -18,7 +15,7 @@ pub struct NewScooter<'a> {
     pub reading: Reading,
 }
 
-const INSERT_POINT: &str = "insert into telemetry \
+pub(super) const INSERT_POINT: &str = "insert into telemetry \
      (scooter_id, recorded_at_ms, received_at_ms, lat, lon, range_km, battery_pct, speed_kmh) \
      values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (scooter_id, recorded_at_ms) do nothing";
 
@@ -387,97 +384,6 @@ pub async fn state_of(db: &Db, scooter_id: &str) -> Result<Option<(ScooterState,
     })
     .transpose()
 }
-
-/// One request's points, as the group-commit writer stores them.
-#[derive(Debug)]
-pub struct Points<'a> {
-    pub scooter_id: &'a str,
-    pub points: &'a [Reading],
-    pub received_at_ms: i64,
-}
-
-/// Stores the points of several requests in one transaction. Duplicates (same scooter, same
-/// `recorded_at`) are dropped; each scooter's row takes its newest point only if it is newer
-/// than the one it has (`newest`, from [`newest_points`] of `groups`). The battery-swap
-/// tasks that the points call for (`tasks`) are created in the same transaction.
-pub async fn commit_points(
-    db: &Db,
-    groups: &[Points<'_>],
-    newest: &[(&str, &Reading)],
-    tasks: Option<&mut crate::dispatch::joined::Joined>,
-) -> Result<(), sqlx::Error> {
-    let rows: Vec<(&str, &Reading, i64)> = groups
-        .iter()
-        .flat_map(|g| g.points.iter().map(|p| (g.scooter_id, p, g.received_at_ms)))
-        .collect();
-    db_write!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        // Many rows per statement: one round trip per thousand points, not per point.
-        for chunk in rows.chunks(POINTS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "insert into telemetry (scooter_id, recorded_at_ms, received_at_ms, \
-                 lat, lon, range_km, battery_pct, speed_kmh) ",
-            );
-            insert.push_values(chunk, |mut row, (scooter_id, p, received_at_ms)| {
-                row.push_bind(*scooter_id)
-                    .push_bind(p.recorded_at_ms)
-                    .push_bind(*received_at_ms)
-                    .push_bind(p.lat)
-                    .push_bind(p.lon)
-                    .push_bind(p.range_km)
-                    .push_bind(p.battery_pct)
-                    .push_bind(p.speed_kmh);
-            });
-            insert.push(" on conflict (scooter_id, recorded_at_ms) do nothing");
-            insert.build().execute(&mut *tx).await?;
-        }
-        // Each scooter's row takes its newest point, one statement for many scooters.
-        for chunk in newest.chunks(SCOOTERS_PER_STATEMENT) {
-            let mut update = sqlx::QueryBuilder::new(
-                "with newest (scooter_id, lat, lon, range_km, battery_pct, last_seen_ms) as (",
-            );
-            update.push_values(chunk, |mut row, (scooter_id, p)| {
-                row.push_bind(*scooter_id)
-                    .push_bind(p.lat)
-                    .push_bind(p.lon)
-                    .push_bind(p.range_km)
-                    .push_bind(p.battery_pct)
-                    .push_bind(p.recorded_at_ms);
-            });
-            update.push(
-                ") update scooters set lat = newest.lat, lon = newest.lon, \
-                 range_km = newest.range_km, battery_pct = newest.battery_pct, \
-                 last_seen_ms = newest.last_seen_ms from newest \
-                 where scooters.scooter_id = newest.scooter_id \
-                 and scooters.last_seen_ms < newest.last_seen_ms",
-            );
-            update.build().execute(&mut *tx).await?;
-        }
-        if let Some(tasks) = tasks {
-            tasks.store_on(&mut Conn::from(&mut *tx)).await?;
-        }
-        tx.commit().await
-    })
-}
-
-/// The newest point of each scooter across the groups (a scooter may send twice).
-pub fn newest_points<'a>(groups: &[Points<'a>]) -> Vec<(&'a str, &'a Reading)> {
-    let mut newest: HashMap<&str, &Reading> = HashMap::new();
-    for group in groups {
-        for point in group.points {
-            let slot = newest.entry(group.scooter_id).or_insert(point);
-            if point.recorded_at_ms > slot.recorded_at_ms {
-                *slot = point;
-            }
-        }
-    }
-    newest.into_iter().collect()
-}
-
-/// Rows per multi-row insert: 8 parameters each stays far below both engines' limits.
-const POINTS_PER_STATEMENT: usize = 1000;
-/// Scooters per multi-row update: 6 parameters each.
-const SCOOTERS_PER_STATEMENT: usize = 1000;
 
 /// How many points are stored for a scooter (for operators and tests).
 pub async fn count_points(db: &Db, scooter_id: &str) -> Result<i64, Error> {
