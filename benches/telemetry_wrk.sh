@@ -5,6 +5,7 @@
 #
 #   bash benches/telemetry_wrk.sh                       # SQLite; needs wrk (apt-get install wrk)
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench bash benches/telemetry_wrk.sh
+#   SCOOTFLEET_BIN=/path/to/scootfleet bash benches/telemetry_wrk.sh   # a binary built before
 #
 # The PostgreSQL database is dropped and created again. Every 202 comes after its points
 # are committed (group commit) and shown in the live index.
@@ -22,7 +23,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet
+bin=${SCOOTFLEET_BIN:-}
+if [ -z "$bin" ]; then
+    cargo build --release --quiet
+    bin=./target/release/scootfleet
+fi
 if [ -n "${DATABASE_URL:-}" ]; then
     admin="${DATABASE_URL%/*}/postgres"
     name="${DATABASE_URL##*/}"
@@ -42,10 +47,10 @@ with open(csv_path, "w") as csv:
     for i in range(n):
         csv.write(f"B-{i},{random.uniform(48.83, 48.88):.6f},{random.uniform(2.28, 2.40):.6f},30,50\n")
 PY
-./target/release/scootfleet scooters import "$work/fleet.csv" --tokens "$work/tokens.csv" >/dev/null 2>&1
+"$bin" scooters import "$work/fleet.csv" --tokens "$work/tokens.csv" >/dev/null 2>&1
 SCOOTFLEET_BIND=127.0.0.1:$PORT SCOOTFLEET_SILENCE_TIMEOUT_SECS=86400 \
     SCOOTFLEET_OPERATOR_EMAIL=bench@example.com SCOOTFLEET_OPERATOR_PASSWORD=bench-password-1 \
-    RUST_LOG=warn ./target/release/scootfleet >"$work/server.log" 2>&1 &
+    RUST_LOG=warn "$bin" >"$work/server.log" 2>&1 &
 server=$!
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.05; done
 token=$(curl -sf -X POST "http://127.0.0.1:$PORT/v1/auth/login" -H 'content-type: application/json' \
