@@ -3,8 +3,9 @@
 //!     cargo test --release --test dispatch_speed -- --ignored --nocapture --test-threads=1
 //!
 //! (with `SCOOTFLEET_TEST_POSTGRES` set, PostgreSQL too). Debug builds are several times
-//! slower. Reports go to the fleet's and dispatch's entry points on the server's state, the
-//! calls the HTTP and MQTT telemetry handlers make, so the numbers leave out HTTP parsing.
+//! slower. Most reports go to the fleet's and dispatch's entry points on the server's state,
+//! the calls the HTTP and MQTT telemetry handlers make, leaving out HTTP parsing;
+//! `measure_latency_through_http` sends everything through `POST /v1/telemetry`.
 
 mod common;
 
@@ -301,4 +302,181 @@ async fn measure_latency_under_telemetry_load() {
         );
         s.stop().await;
     }
+}
+
+/// A telemetry body of one point, written by hand: the load should cost the client little.
+fn telemetry_body(lat: f64, lon: f64, range_km: f64, recorded_at_ms: i64) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(recorded_at_ms).expect("time");
+    format!(
+        r#"{{"points":[{{"lat":{lat},"lon":{lon},"range_km":{range_km},"battery_pct":60,"recorded_at":"{}"}}]}}"#,
+        scootfleet::clock::rfc3339(at)
+    )
+}
+
+/// `POST /v1/telemetry` with `body`; true on 202.
+async fn post_telemetry(s: &TestServer, device: &str, body: String) -> bool {
+    s.http
+        .post(s.url("/v1/telemetry"))
+        .bearer_auth(device)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == reqwest::StatusCode::ACCEPTED)
+}
+
+/// Low-range points through `POST /v1/telemetry`, one every 5 ms, while 200 other scooters
+/// send 10,000 points/s through HTTP too, one point per request (100 requests every 10 ms,
+/// at most 1,000 waiting): the time until the `202`, which comes once the point is stored
+/// and its task stored and assigned, as `GET /v1/crew/tasks` then shows. Then a burst of
+/// 10,000 scooters crossing the threshold at once, through HTTP as well. The client shares
+/// the machine's cores with the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn measure_latency_through_http() {
+    const PROBES: usize = 1_000;
+    const LOAD_SCOOTERS: usize = 200;
+    const MAX_IN_FLIGHT: u64 = 1_000;
+    for backend in backends() {
+        let s = Arc::new(TestServer::start(backend).await);
+        crews(&s, 30).await;
+        let op = s.operator_token().await;
+        let ids: Vec<String> = (0..LOAD_SCOOTERS + PROBES)
+            .map(|i| format!("SC-{i:05}"))
+            .collect();
+        let registering = ids.chunks(ids.len().div_ceil(8)).map(|chunk| {
+            let (s, op) = (&s, &op);
+            async move {
+                let mut tokens = Vec::new();
+                for id in chunk {
+                    tokens.push(register(s, op, id, CENTER.0, CENTER.1, 40.0).await);
+                }
+                tokens
+            }
+        });
+        let tokens: Vec<Arc<str>> = futures_util::future::join_all(registering)
+            .await
+            .into_iter()
+            .flatten()
+            .map(Arc::from)
+            .collect();
+        let (load_devices, probe_devices) = tokens.split_at(LOAD_SCOOTERS);
+        let first_ms = s.clock.now().timestamp_millis() + 1;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stored = Arc::new(AtomicU64::new(0));
+        let load = {
+            let (s, devices) = (s.clone(), load_devices.to_vec());
+            let (stop, stored) = (stop.clone(), stored.clone());
+            let in_flight = Arc::new(AtomicU64::new(0));
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_millis(10));
+                let mut sequence = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.tick().await;
+                    for _ in 0..100 {
+                        sequence += 1;
+                        if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                            continue;
+                        }
+                        let device = devices[sequence % devices.len()].clone();
+                        // Each scooter's points 1 ms apart: all new, none far ahead.
+                        let at = first_ms + (sequence / devices.len()) as i64;
+                        let lat = CENTER.0 + (sequence % 50) as f64 * 0.0001;
+                        let body = telemetry_body(lat, CENTER.1, 40.0, at);
+                        in_flight.fetch_add(1, Ordering::Relaxed);
+                        let (s, stored, in_flight) = (s.clone(), stored.clone(), in_flight.clone());
+                        tokio::spawn(async move {
+                            if post_telemetry(&s, &device, body).await {
+                                stored.fetch_add(1, Ordering::Relaxed);
+                            }
+                            in_flight.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        eprintln!(
+            "{backend:?}: HTTP telemetry load started, {} points stored in its first second",
+            stored.load(Ordering::Relaxed)
+        );
+        let assigned_before = assigned_tasks(&s).await;
+        let started = Instant::now();
+        let stored_before = stored.load(Ordering::Relaxed);
+        let mut latencies = Vec::new();
+        for (i, device) in probe_devices.iter().enumerate() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let lat = CENTER.0 - 0.001 * (i % 100) as f64;
+            let body = telemetry_body(lat, CENTER.1, 8.0, first_ms + 1_000);
+            let began = Instant::now();
+            assert!(post_telemetry(&s, device, body).await, "low point accepted");
+            latencies.push(began.elapsed());
+        }
+        let rate = (stored.load(Ordering::Relaxed) - stored_before) as f64
+            / started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        load.await.expect("load");
+        assert_eq!(
+            assigned_tasks(&s).await - assigned_before,
+            PROBES as i64,
+            "every low point got its task, assigned"
+        );
+        eprintln!("{backend:?}: HTTP telemetry load while probing: {rate:.0} points/s");
+        eprintln!(
+            "{backend:?}: under load, low point POSTed to its 202 (stored, task assigned): {}",
+            quantiles(latencies)
+        );
+        eprintln!(
+            "{backend:?}: HTTP burst of 10,000 low points at once, all assigned in {:.2?}",
+            http_burst(&s, &op, first_ms + 2_000).await
+        );
+        // The load's last requests hold the server: they finish before it stops.
+        let mut s = s;
+        let s = loop {
+            match Arc::try_unwrap(s) {
+                Ok(s) => break s,
+                Err(held) => s = held,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        s.stop().await;
+    }
+}
+
+/// Registers 10,000 more scooters, then sends each one's low point through
+/// `POST /v1/telemetry`, 512 requests at a time: the time until the last `202`, when every
+/// task is stored and assigned (checked).
+async fn http_burst(s: &TestServer, op: &str, recorded_at_ms: i64) -> Duration {
+    const BURST: usize = 10_000;
+    const IN_FLIGHT: usize = 512;
+    let ids: Vec<String> = (0..BURST).map(|i| format!("BU-{i:05}")).collect();
+    let registering = ids.chunks(BURST / 16).map(|chunk| async move {
+        let mut tokens = Vec::new();
+        for (i, id) in chunk.iter().enumerate() {
+            let lat = CENTER.0 + (i % 100) as f64 * 0.001;
+            tokens.push(register(s, op, id, lat, CENTER.1, 40.0).await);
+        }
+        tokens
+    });
+    let devices: Vec<String> = futures_util::future::join_all(registering)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let before = assigned_tasks(s).await;
+    let started = Instant::now();
+    let lanes = (0..IN_FLIGHT).map(|lane| {
+        let devices = &devices;
+        async move {
+            for (i, device) in devices.iter().enumerate().skip(lane).step_by(IN_FLIGHT) {
+                let lat = CENTER.0 + (i % 100) as f64 * 0.001;
+                let body = telemetry_body(lat, CENTER.1, 8.0, recorded_at_ms);
+                assert!(post_telemetry(s, device, body).await, "low point accepted");
+            }
+        }
+    });
+    futures_util::future::join_all(lanes).await;
+    let took = started.elapsed();
+    assert_eq!(assigned_tasks(s).await - before, BURST as i64);
+    took
 }
