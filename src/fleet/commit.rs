@@ -1,7 +1,8 @@
 //! The telemetry group commit's SQL: the points of many requests, each scooter's newest
 //! position, and the battery-swap tasks they call for, in one transaction.
 //!
-//! On PostgreSQL that is a few multi-row statements. On SQLite the rows are written on the
+//! On PostgreSQL that is one statement for the points and the scooters (array parameters,
+//! whatever the group's size), then dispatch's statements when there are tasks. On SQLite the rows are written on the
 //! writer connection's own handle ([`crate::db::raw`]), one prepared statement run row by
 //! row: the group costs one hand-off to SQLite's thread instead of one per statement, and
 //! no statement is prepared anew for each group size.
@@ -121,10 +122,20 @@ fn write_rows(
     Ok(())
 }
 
-/// Rows per multi-row insert: 8 parameters each stays far below the engine's limit.
-const POINTS_PER_STATEMENT: usize = 1000;
-/// Scooters per multi-row update: 6 parameters each.
-const SCOOTERS_PER_STATEMENT: usize = 1000;
+/// The group's points and its scooters' newest positions, in one statement of constant text
+/// (so it is prepared once per connection), whatever the group's size: each column is an
+/// array parameter, `unnest` makes the rows.
+const COMMIT_POINTS_POSTGRES: &str = "with stored as (insert into telemetry \
+     (scooter_id, recorded_at_ms, received_at_ms, lat, lon, range_km, battery_pct, speed_kmh) \
+     select * from unnest($1::text[], $2::int8[], $3::int8[], $4::float8[], $5::float8[], \
+     $6::float8[], $7::float8[], $8::float8[]) \
+     on conflict (scooter_id, recorded_at_ms) do nothing) \
+     update scooters set lat = newest.lat, lon = newest.lon, range_km = newest.range_km, \
+     battery_pct = newest.battery_pct, last_seen_ms = newest.last_seen_ms \
+     from unnest($9::text[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], \
+     $14::int8[]) as newest (scooter_id, lat, lon, range_km, battery_pct, last_seen_ms) \
+     where scooters.scooter_id = newest.scooter_id \
+     and scooters.last_seen_ms < newest.last_seen_ms";
 
 async fn on_postgres(
     pool: &PgPool,
@@ -132,52 +143,49 @@ async fn on_postgres(
     newest: &[(&str, &Reading)],
     tasks: Option<&mut Joined>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(&str, &Reading, i64)> = groups
-        .iter()
-        .flat_map(|g| g.points.iter().map(|p| (g.scooter_id, p, g.received_at_ms)))
-        .collect();
+    let points = || {
+        groups
+            .iter()
+            .flat_map(|g| g.points.iter().map(move |p| (g, p)))
+    };
+    let column = |f: fn(&Reading) -> f64| points().map(|(_, p)| f(p)).collect::<Vec<f64>>();
+    let newest_column =
+        |f: fn(&Reading) -> f64| newest.iter().map(|(_, p)| f(p)).collect::<Vec<f64>>();
     let mut tx = pool.begin().await?;
-    // Many rows per statement: one round trip per thousand points, not per point.
-    for chunk in rows.chunks(POINTS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "insert into telemetry (scooter_id, recorded_at_ms, received_at_ms, \
-             lat, lon, range_km, battery_pct, speed_kmh) ",
-        );
-        insert.push_values(chunk, |mut row, (scooter_id, p, received_at_ms)| {
-            row.push_bind(*scooter_id)
-                .push_bind(p.recorded_at_ms)
-                .push_bind(*received_at_ms)
-                .push_bind(p.lat)
-                .push_bind(p.lon)
-                .push_bind(p.range_km)
-                .push_bind(p.battery_pct)
-                .push_bind(p.speed_kmh);
-        });
-        insert.push(" on conflict (scooter_id, recorded_at_ms) do nothing");
-        insert.build().execute(&mut *tx).await?;
-    }
-    // Each scooter's row takes its newest point, one statement for many scooters.
-    for chunk in newest.chunks(SCOOTERS_PER_STATEMENT) {
-        let mut update = sqlx::QueryBuilder::new(
-            "with newest (scooter_id, lat, lon, range_km, battery_pct, last_seen_ms) as (",
-        );
-        update.push_values(chunk, |mut row, (scooter_id, p)| {
-            row.push_bind(*scooter_id)
-                .push_bind(p.lat)
-                .push_bind(p.lon)
-                .push_bind(p.range_km)
-                .push_bind(p.battery_pct)
-                .push_bind(p.recorded_at_ms);
-        });
-        update.push(
-            ") update scooters set lat = newest.lat, lon = newest.lon, \
-             range_km = newest.range_km, battery_pct = newest.battery_pct, \
-             last_seen_ms = newest.last_seen_ms from newest \
-             where scooters.scooter_id = newest.scooter_id \
-             and scooters.last_seen_ms < newest.last_seen_ms",
-        );
-        update.build().execute(&mut *tx).await?;
-    }
+    sqlx::query(COMMIT_POINTS_POSTGRES)
+        .bind(points().map(|(g, _)| g.scooter_id).collect::<Vec<&str>>())
+        .bind(
+            points()
+                .map(|(_, p)| p.recorded_at_ms)
+                .collect::<Vec<i64>>(),
+        )
+        .bind(
+            points()
+                .map(|(g, _)| g.received_at_ms)
+                .collect::<Vec<i64>>(),
+        )
+        .bind(column(|p| p.lat))
+        .bind(column(|p| p.lon))
+        .bind(column(|p| p.range_km))
+        .bind(column(|p| p.battery_pct))
+        .bind(
+            points()
+                .map(|(_, p)| p.speed_kmh)
+                .collect::<Vec<Option<f64>>>(),
+        )
+        .bind(newest.iter().map(|(id, _)| *id).collect::<Vec<&str>>())
+        .bind(newest_column(|p| p.lat))
+        .bind(newest_column(|p| p.lon))
+        .bind(newest_column(|p| p.range_km))
+        .bind(newest_column(|p| p.battery_pct))
+        .bind(
+            newest
+                .iter()
+                .map(|(_, p)| p.recorded_at_ms)
+                .collect::<Vec<i64>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
     if let Some(tasks) = tasks {
         tasks.store_on(&mut Conn::from(&mut *tx)).await?;
     }
