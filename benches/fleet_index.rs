@@ -96,7 +96,7 @@ fn move_all(index: &mut LiveIndex, n: usize, rng: &mut StdRng, clock: &mut i64) 
     let started = Instant::now();
     for _ in 0..n {
         let id = &ids[rng.gen_range(0..n)];
-        let Some(current) = index.get(id).cloned() else {
+        let Some(current) = index.get(id) else {
             continue;
         };
         *clock += 1;

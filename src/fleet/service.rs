@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::device::{to_hex, token_hash, DEVICE_TOKEN_LEN};
 use super::ingest::Job;
-use super::live::{ChangeKind, FleetChange, IndexBuilder, LiveIndex, Scooter, ServiceArea};
+use super::live::{ChangeKind, FleetChange, IndexBuilder, LiveIndex, Record, Scooter, ServiceArea};
 use super::{store, transition, Event, Reading, ScooterState};
 use crate::db::Db;
 use crate::error::Error;
@@ -58,8 +58,8 @@ impl Fleet {
         let count = store::count_scooters(db).await?;
         let mut builder = IndexBuilder::with_capacity(usize::try_from(count).unwrap_or(0));
         store::each_scooter(db, |row| {
-            let (scooter, token_hash) = stored_scooter(row)?;
-            builder.push(scooter, token_hash);
+            let (record, token_hash) = stored_scooter(&row)?;
+            builder.push(row.scooter_id, record, token_hash);
             Ok::<_, anyhow::Error>(())
         })
         .await?;
@@ -91,8 +91,9 @@ impl Fleet {
         }
         let mut new = Vec::new();
         store::each_scooter(db, |row| {
-            if self.read().get(row.scooter_id).is_none() {
-                new.push(stored_scooter(row)?);
+            if self.read().record(row.scooter_id).is_none() {
+                let (record, token_hash) = stored_scooter(&row)?;
+                new.push((Scooter::new(row.scooter_id, &record), token_hash));
             }
             Ok::<_, anyhow::Error>(())
         })
@@ -118,7 +119,7 @@ impl Fleet {
             newest = newest.max(row.event_id);
             let known = self
                 .read()
-                .get(&row.scooter_id)
+                .record(&row.scooter_id)
                 .map(|s| s.state_version >= row.state_version);
             if known != Some(false) {
                 // Already known, or registered elsewhere and not taken in yet.
@@ -189,14 +190,12 @@ impl Fleet {
 
     /// A scooter as the live view has it.
     pub fn get(&self, scooter_id: &str) -> Option<Scooter> {
-        self.read().get(scooter_id).cloned()
+        self.read().get(scooter_id)
     }
 
     /// The scooter a device token belongs to.
     pub fn device(&self, token_hash: &[u8; 32]) -> Option<Arc<str>> {
-        self.read()
-            .by_token(token_hash)
-            .map(|s| s.scooter_id.clone())
+        self.read().by_token(token_hash).map(|s| s.scooter_id)
     }
 
     /// Every accepted change from now on: positions and states.
@@ -356,15 +355,14 @@ impl Fleet {
 }
 
 /// A stored scooter as the live index holds it, with its token hash.
-fn stored_scooter(row: store::ScooterRow<'_>) -> anyhow::Result<(Scooter, [u8; 32])> {
+fn stored_scooter(row: &store::ScooterRow<'_>) -> anyhow::Result<(Record, [u8; 32])> {
     let state = ScooterState::parse(row.state, row.state_reason)
         .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
     let hash = row
         .device_token_hash
         .and_then(|hash| <[u8; 32]>::try_from(hash).ok())
         .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
-    let scooter = Scooter {
-        scooter_id: row.scooter_id.into(),
+    let record = Record {
         state,
         state_version: row.state_version,
         lat: row.lat,
@@ -374,7 +372,7 @@ fn stored_scooter(row: store::ScooterRow<'_>) -> anyhow::Result<(Scooter, [u8; 3
         last_seen_ms: row.last_seen_ms,
         heard_ms: row.last_seen_ms,
     };
-    Ok((scooter, hash))
+    Ok((record, hash))
 }
 
 #[cfg(test)]
