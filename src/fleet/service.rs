@@ -120,7 +120,7 @@ impl Fleet {
             let known = self
                 .read()
                 .record(&row.scooter_id)
-                .map(|s| s.state_version >= row.state_version);
+                .map(|s| s.state_version >= Record::version(row.state_version));
             if known != Some(false) {
                 // Already known, or registered elsewhere and not taken in yet.
                 continue;
@@ -364,7 +364,7 @@ fn stored_scooter(row: &store::ScooterRow<'_>) -> anyhow::Result<(Record, [u8; 3
         .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
     let record = Record {
         state,
-        state_version: row.state_version,
+        state_version: Record::version(row.state_version),
         lat: row.lat,
         lon: row.lon,
         range_km: row.range_km,

@@ -78,18 +78,28 @@ pub struct Scooter {
 }
 
 /// A scooter as the index holds it: [`Scooter`] without its id, which is kept with all the
-/// others in one arena (64 bytes a scooter, where a `Scooter` is 80 and its id's own
-/// allocation 32 more).
+/// others in one arena, and with a 4-byte state version (56 bytes a scooter, where a
+/// `Scooter` is 80 and its id's own allocation 32 more).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Record {
     pub state: ScooterState,
-    pub state_version: i64,
+    /// The stored version as [`Record::version`] holds it.
+    pub state_version: u32,
     pub lat: f64,
     pub lon: f64,
     pub range_km: f64,
     pub battery_pct: f64,
     pub last_seen_ms: i64,
     pub heard_ms: i64,
+}
+
+impl Record {
+    /// A stored state version as a record holds it. Versions count a scooter's state
+    /// changes from 0: four billion of them are out of reach (a change a second for 136
+    /// years); past that, and below 0, a version is held at the nearest end.
+    pub fn version(stored: i64) -> u32 {
+        u32::try_from(stored.max(0)).unwrap_or(u32::MAX)
+    }
 }
 
 impl Scooter {
@@ -108,7 +118,7 @@ impl Scooter {
         Scooter {
             scooter_id: scooter_id.into(),
             state,
-            state_version,
+            state_version: i64::from(state_version),
             lat,
             lon,
             range_km,
@@ -122,7 +132,7 @@ impl Scooter {
     pub fn record(&self) -> Record {
         Record {
             state: self.state,
-            state_version: self.state_version,
+            state_version: Record::version(self.state_version),
             lat: self.lat,
             lon: self.lon,
             range_km: self.range_km,
@@ -390,6 +400,7 @@ impl LiveIndex {
         version: i64,
     ) -> Option<Scooter> {
         let (slot, scooter) = self.slot_mut(scooter_id)?;
+        let version = Record::version(version);
         if version <= scooter.state_version {
             return None;
         }
@@ -766,6 +777,19 @@ mod tests {
                 .collect();
             assert_eq!(found, expected, "{radius_m} m, {limit}");
         }
+    }
+
+    #[test]
+    fn a_record_is_56_bytes_and_keeps_versions_in_order() {
+        assert_eq!(std::mem::size_of::<Record>(), 56);
+        assert_eq!(Record::version(7), 7);
+        assert_eq!(Record::version(-1), 0);
+        assert_eq!(Record::version(i64::MAX), u32::MAX);
+        let mut index = index();
+        assert!(index
+            .apply_state("mid", ScooterState::OnTrip, 5_000_000_000)
+            .is_some());
+        assert_eq!(index.get("mid").unwrap().state_version, i64::from(u32::MAX));
     }
 
     #[test]
