@@ -20,6 +20,9 @@ const WRITER_QUEUE: usize = 4096;
 /// How far back each pass of [`Fleet::follow_states`] looks, in events.
 const STATE_LOOKBACK: i64 = 500;
 
+/// How many positions [`Fleet::set_area`] copies out of the index at a time (1 MiB).
+const PLACED_AT_ONCE: usize = 65_536;
+
 /// How many changes a slow listener may fall behind before it misses some.
 const CHANGE_FEED: usize = 16_384;
 
@@ -140,18 +143,24 @@ impl Fleet {
 
     /// Makes `area` the service area the live index places every scooter in, so that
     /// nearby search needs no polygon test. The tests run outside the lock (about a second
-    /// for a million scooters, so call it from a blocking task); scooters that moved
-    /// meanwhile are tested again under it.
+    /// for a million scooters, so call it from a blocking task), on
+    /// [`PLACED_AT_ONCE`] positions copied out at a time; scooters that moved meanwhile
+    /// are tested again under it.
     pub fn set_area(&self, area: Arc<dyn ServiceArea>) {
         if self.read().area_version() == area.version() {
             return;
         }
-        let positions = self.read().positions();
-        let inside = positions
-            .iter()
-            .map(|&(lat, lon)| area.contains(lat, lon))
-            .collect();
-        self.write().adopt_area(area, &positions, inside);
+        let count = self.write().start_placing();
+        let mut inside = Vec::with_capacity(count);
+        let mut positions = Vec::with_capacity(PLACED_AT_ONCE);
+        while inside.len() < count {
+            self.read().positions_from(inside.len(), &mut positions);
+            if positions.is_empty() {
+                break;
+            }
+            inside.extend(positions.iter().map(|&(lat, lon)| area.contains(lat, lon)));
+        }
+        self.write().adopt_area(area, inside);
     }
 
     /// Rebuilds the live index's R-tree when moves have worn it (a tree that only takes

@@ -21,6 +21,7 @@ use super::{haversine_m, Reading, ScooterState, EARTH_RADIUS_M};
 use crate::zones::ZoneSet;
 
 mod ids;
+mod placing;
 mod rebuild;
 mod tokens;
 
@@ -174,6 +175,8 @@ pub struct LiveIndex {
     moves_since_build: usize,
     /// While a new tree is built from a snapshot, the slots that moved since it was taken.
     moved_during_rebuild: Option<Vec<u32>>,
+    /// While the fleet is placed in a new service area, the slots that moved since.
+    moved_during_placing: Option<Vec<u32>>,
 }
 
 impl Default for LiveIndex {
@@ -187,6 +190,7 @@ impl Default for LiveIndex {
             tree: RTree::new(),
             moves_since_build: 0,
             moved_during_rebuild: None,
+            moved_during_placing: None,
         }
     }
 }
@@ -319,6 +323,9 @@ impl LiveIndex {
         if let Some(moved) = &mut self.moved_during_rebuild {
             moved.push(slot);
         }
+        if let Some(moved) = &mut self.moved_during_placing {
+            moved.push(slot);
+        }
         self.by_token.push(token_hash);
         self.inside
             .push(self.area.contains(scooter.lat, scooter.lon));
@@ -378,6 +385,9 @@ impl LiveIndex {
         if let Some(inside) = self.inside.get_mut(slot as usize) {
             *inside = self.area.contains(moved.lat, moved.lon);
         }
+        if let Some(placing) = &mut self.moved_during_placing {
+            placing.push(slot);
+        }
         // A move smaller than the tree's rounding leaves the tree as it is.
         let (old, new) = (tree_point(was.0, was.1), tree_point(moved.lat, moved.lon));
         if new != old {
@@ -413,30 +423,6 @@ impl LiveIndex {
     /// The version of the service area the index knows each scooter's place in.
     pub fn area_version(&self) -> i64 {
         self.area.version()
-    }
-
-    /// Every scooter's position, by slot: what [`LiveIndex::adopt_area`] is computed from.
-    pub fn positions(&self) -> Vec<(f64, f64)> {
-        self.records.iter().map(|s| (s.lat, s.lon)).collect()
-    }
-
-    /// Takes `area` as the service area, with `inside[slot]` computed (outside the lock)
-    /// for `positions[slot]`; scooters that moved or arrived since are tested again here.
-    pub fn adopt_area(
-        &mut self,
-        area: Arc<dyn ServiceArea>,
-        positions: &[(f64, f64)],
-        mut inside: Vec<bool>,
-    ) {
-        inside.truncate(positions.len());
-        inside.resize(self.records.len(), false);
-        for (slot, scooter) in self.records.iter().enumerate() {
-            if positions.get(slot) != Some(&(scooter.lat, scooter.lon)) {
-                inside[slot] = area.contains(scooter.lat, scooter.lon);
-            }
-        }
-        self.inside = inside;
-        self.area = area;
     }
 
     /// Rentable scooters within the radius, nearest first, with their distance in metres.
@@ -649,16 +635,21 @@ mod tests {
             version: 7,
             test: |_, lon| lon < 2.36,
         });
-        let positions = index.positions();
-        let inside = positions
-            .iter()
-            .map(|&(lat, lon)| west.contains(lat, lon))
-            .collect();
-        // "far" comes inside after the snapshot: adopting the area tests it again.
-        assert!(index
-            .apply_reading("far", &reading(2.3525, 200), 200)
-            .is_some());
-        index.adopt_area(west, &positions, inside);
+        let count = index.start_placing();
+        let mut positions = Vec::with_capacity(3);
+        let mut inside = Vec::new();
+        while inside.len() < count {
+            index.positions_from(inside.len(), &mut positions);
+            inside.extend(positions.iter().map(|&(lat, lon)| west.contains(lat, lon)));
+            // "far" comes inside once its place was tested: adopting the area tests it again.
+            if inside.len() == 3 {
+                assert!(index
+                    .apply_reading("far", &reading(2.3525, 200), 200)
+                    .is_some());
+            }
+        }
+        assert_eq!(inside.len(), 4, "in two parts");
+        index.adopt_area(west, inside);
         assert_eq!(index.area_version(), 7);
         // Same version: the cached answers are used and the area is not asked.
         let same_version = Area {
