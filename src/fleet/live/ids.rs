@@ -11,6 +11,9 @@ use std::cmp::Ordering;
 /// many, they are merged into the order (a pass over it, so not at every registration).
 const NEWCOMERS_MERGED_AT: usize = 256;
 
+/// One fence per this many ids in order: 8 bytes per 64 ids.
+const FENCE_EVERY: usize = 64;
+
 #[derive(Default)]
 pub(super) struct Ids {
     /// Every id, one after another, in slot order.
@@ -19,6 +22,9 @@ pub(super) struct Ids {
     ends: Vec<u32>,
     /// Slots in id order (all but the newcomers).
     order: Vec<u32>,
+    /// The [`prefix`] of every [`FENCE_EVERY`]th id in `order`: a lookup first finds its
+    /// stretch of `order` here, in a few cached kilobytes, and reads ids only inside it.
+    fences: Vec<u64>,
     /// Slots added since `order` was last merged, in the order they came.
     newcomers: Vec<u32>,
 }
@@ -76,6 +82,17 @@ impl Ids {
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| self.compare(a.1, b.1)));
         self.order = keyed.into_iter().map(|(_, slot)| slot).collect();
         self.newcomers.clear();
+        self.set_fences();
+    }
+
+    fn set_fences(&mut self) {
+        let fences = self
+            .order
+            .iter()
+            .step_by(FENCE_EVERY)
+            .map(|&slot| prefix(self.id(slot)))
+            .collect();
+        self.fences = fences;
     }
 
     fn compare(&self, a: u32, b: u32) -> Ordering {
@@ -84,8 +101,17 @@ impl Ids {
 
     /// The slot of `id`.
     pub(super) fn find(&self, id: &str) -> Option<u32> {
-        if let Ok(at) = self.order.binary_search_by(|&slot| self.id(slot).cmp(id)) {
-            return self.order.get(at).copied();
+        // Ids with `id`'s prefix stand after the last fence below it and before the first
+        // fence above it.
+        let head = prefix(id);
+        let first = self.fences.partition_point(|&f| f < head).saturating_sub(1);
+        let end = self.fences.partition_point(|&f| f <= head);
+        let stretch = self
+            .order
+            .get(first * FENCE_EVERY..(end * FENCE_EVERY).min(self.order.len()))
+            .unwrap_or(&[]);
+        if let Ok(at) = stretch.binary_search_by(|&slot| self.id(slot).cmp(id)) {
+            return stretch.get(at).copied();
         }
         self.newcomers
             .iter()
@@ -128,6 +154,7 @@ impl Ids {
             }
         }
         self.order = merged;
+        self.set_fences();
     }
 
     /// Slots in id order, from the first id after `after` (from the first of all when
@@ -203,6 +230,11 @@ mod tests {
         for i in 0..NEWCOMERS_MERGED_AT {
             assert!(ids.insert(&format!("N-{i:04}")).is_some());
         }
+        for i in (0..NEWCOMERS_MERGED_AT).step_by(7) {
+            let id = format!("N-{i:04}");
+            assert_eq!(ids.find(&id).map(|s| ids.id(s)), Some(id.as_str()));
+        }
+        assert!(ids.fences.len() > 2);
         assert!(ids.newcomers.len() < NEWCOMERS_MERGED_AT);
         assert_eq!(ids.find("B-5"), Some(7));
         assert_eq!(ids.find("N-0100").map(|s| ids.id(s)), Some("N-0100"));
@@ -211,5 +243,25 @@ mod tests {
         assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
         assert_eq!(walk(&ids, Some("N-0254")), ["N-0255", "Σ"]);
         assert!(walk(&ids, Some("Σ")).is_empty());
+    }
+
+    #[test]
+    fn ids_sharing_their_first_eight_bytes_are_found_across_fences() {
+        let list: Vec<String> = (0..5_000)
+            .map(|i| match i % 3 {
+                0 => format!("CS-00000{i:05}"),
+                1 => format!("B-{i}"),
+                _ => format!("x{i}"),
+            })
+            .collect();
+        let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+        let ids = ids(&refs);
+        for (slot, id) in list.iter().enumerate() {
+            assert_eq!(ids.find(id), Some(slot as u32), "{id}");
+        }
+        assert_eq!(ids.find("CS-00000"), None);
+        assert_eq!(ids.find("CS-000009999999"), None);
+        assert_eq!(ids.find("zzz"), None);
+        assert_eq!(ids.find(""), None);
     }
 }
