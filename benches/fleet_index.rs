@@ -96,7 +96,7 @@ fn move_all(index: &mut LiveIndex, n: usize, rng: &mut StdRng, clock: &mut i64) 
     let started = Instant::now();
     for _ in 0..n {
         let id = &ids[rng.gen_range(0..n)];
-        let Some(current) = index.get(id).cloned() else {
+        let Some(current) = index.get(id) else {
             continue;
         };
         *clock += 1;
@@ -135,12 +135,14 @@ fn main() {
             queries(&index, &*area, &mut rng, 50_000),
         );
         let started = Instant::now();
-        let positions = index.positions();
-        let inside = positions
-            .iter()
-            .map(|&(lat, lon)| area.contains(lat, lon))
-            .collect();
-        index.adopt_area(area.clone(), &positions, inside);
+        let count = index.start_placing();
+        let mut positions = Vec::with_capacity(65_536);
+        let mut inside = Vec::with_capacity(count);
+        while inside.len() < count {
+            index.positions_from(inside.len(), &mut positions);
+            inside.extend(positions.iter().map(|&(lat, lon)| area.contains(lat, lon)));
+        }
+        index.adopt_area(area.clone(), inside);
         println!("n={n}: placed in the service area in {:.0} ms", ms(started));
         report(
             n,

@@ -34,6 +34,17 @@ pub async fn on_handle<R>(
     out
 }
 
+/// Runs `work`, which blocks for a while, from inside an async task: on a multi-thread
+/// runtime the worker first hands its other tasks to another thread (`block_in_place`); a
+/// current-thread runtime (tests, tools) has no other thread to hand them to, and waits.
+pub fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    let flavor = tokio::runtime::Handle::try_current().map(|rt| rt.runtime_flavor());
+    match flavor {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// A rusqlite error as sqlx reports a database error, so callers tell a unique violation
 /// from the rest by `kind()` whichever way the statement ran.
 pub fn into_sqlx(err: rusqlite::Error) -> sqlx::Error {

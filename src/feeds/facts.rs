@@ -61,7 +61,6 @@ pub fn vehicles(state: &AppState, now: DateTime<Utc>) -> Vec<PublicVehicle> {
         let (all, _) = live.page(None, usize::MAX);
         all.into_iter()
             .filter(|s| is_public(s, floor, open, &|_, _| true))
-            .cloned()
             .collect()
     };
     let shown: Vec<Scooter> = candidates

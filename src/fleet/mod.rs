@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod live;
 pub mod mqtt;
 pub mod ops;
+mod scan;
 pub mod service;
 pub mod state;
 pub mod store;

@@ -172,7 +172,7 @@ pub async fn fleet(
     }
     let live = state.fleet.read();
     let (page, more) = live.page(params.after.as_deref().filter(|a| !a.is_empty()), limit);
-    let scooters: Vec<FleetScooter> = page.into_iter().map(FleetScooter::from).collect();
+    let scooters: Vec<FleetScooter> = page.iter().map(FleetScooter::from).collect();
     drop(live);
     let next = if more {
         scooters.last().map(|s| s.scooter_id.clone())

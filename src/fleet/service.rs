@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::device::{to_hex, token_hash, DEVICE_TOKEN_LEN};
 use super::ingest::Job;
-use super::live::{ChangeKind, FleetChange, IndexBuilder, LiveIndex, Scooter, ServiceArea};
+use super::live::{ChangeKind, FleetChange, IndexBuilder, LiveIndex, Record, Scooter, ServiceArea};
 use super::{store, transition, Event, Reading, ScooterState};
 use crate::db::Db;
 use crate::error::Error;
@@ -19,6 +19,9 @@ const WRITER_QUEUE: usize = 4096;
 
 /// How far back each pass of [`Fleet::follow_states`] looks, in events.
 const STATE_LOOKBACK: i64 = 500;
+
+/// How many positions [`Fleet::set_area`] copies out of the index at a time (1 MiB).
+const PLACED_AT_ONCE: usize = 65_536;
 
 /// How many changes a slow listener may fall behind before it misses some.
 const CHANGE_FEED: usize = 16_384;
@@ -58,8 +61,8 @@ impl Fleet {
         let count = store::count_scooters(db).await?;
         let mut builder = IndexBuilder::with_capacity(usize::try_from(count).unwrap_or(0));
         store::each_scooter(db, |row| {
-            let (scooter, token_hash) = stored_scooter(row)?;
-            builder.push(scooter, token_hash);
+            let (record, token_hash) = stored_scooter(&row)?;
+            builder.push(row.scooter_id, record, token_hash);
             Ok::<_, anyhow::Error>(())
         })
         .await?;
@@ -91,8 +94,9 @@ impl Fleet {
         }
         let mut new = Vec::new();
         store::each_scooter(db, |row| {
-            if self.read().get(row.scooter_id).is_none() {
-                new.push(stored_scooter(row)?);
+            if self.read().record(row.scooter_id).is_none() {
+                let (record, token_hash) = stored_scooter(&row)?;
+                new.push((Scooter::new(row.scooter_id, &record), token_hash));
             }
             Ok::<_, anyhow::Error>(())
         })
@@ -118,8 +122,8 @@ impl Fleet {
             newest = newest.max(row.event_id);
             let known = self
                 .read()
-                .get(&row.scooter_id)
-                .map(|s| s.state_version >= row.state_version);
+                .record(&row.scooter_id)
+                .map(|s| s.state_version >= Record::version(row.state_version));
             if known != Some(false) {
                 // Already known, or registered elsewhere and not taken in yet.
                 continue;
@@ -139,18 +143,24 @@ impl Fleet {
 
     /// Makes `area` the service area the live index places every scooter in, so that
     /// nearby search needs no polygon test. The tests run outside the lock (about a second
-    /// for a million scooters, so call it from a blocking task); scooters that moved
-    /// meanwhile are tested again under it.
+    /// for a million scooters, so call it from a blocking task), on
+    /// [`PLACED_AT_ONCE`] positions copied out at a time; scooters that moved meanwhile
+    /// are tested again under it.
     pub fn set_area(&self, area: Arc<dyn ServiceArea>) {
         if self.read().area_version() == area.version() {
             return;
         }
-        let positions = self.read().positions();
-        let inside = positions
-            .iter()
-            .map(|&(lat, lon)| area.contains(lat, lon))
-            .collect();
-        self.write().adopt_area(area, &positions, inside);
+        let count = self.write().start_placing();
+        let mut inside = Vec::with_capacity(count);
+        let mut positions = Vec::with_capacity(PLACED_AT_ONCE);
+        while inside.len() < count {
+            self.read().positions_from(inside.len(), &mut positions);
+            if positions.is_empty() {
+                break;
+            }
+            inside.extend(positions.iter().map(|&(lat, lon)| area.contains(lat, lon)));
+        }
+        self.write().adopt_area(area, inside);
     }
 
     /// Rebuilds the live index's R-tree when moves have worn it (a tree that only takes
@@ -189,14 +199,12 @@ impl Fleet {
 
     /// A scooter as the live view has it.
     pub fn get(&self, scooter_id: &str) -> Option<Scooter> {
-        self.read().get(scooter_id).cloned()
+        self.read().get(scooter_id)
     }
 
     /// The scooter a device token belongs to.
     pub fn device(&self, token_hash: &[u8; 32]) -> Option<Arc<str>> {
-        self.read()
-            .by_token(token_hash)
-            .map(|s| s.scooter_id.clone())
+        self.read().by_token(token_hash).map(|s| s.scooter_id)
     }
 
     /// Every accepted change from now on: positions and states.
@@ -356,17 +364,16 @@ impl Fleet {
 }
 
 /// A stored scooter as the live index holds it, with its token hash.
-fn stored_scooter(row: store::ScooterRow<'_>) -> anyhow::Result<(Scooter, [u8; 32])> {
+fn stored_scooter(row: &store::ScooterRow<'_>) -> anyhow::Result<(Record, [u8; 32])> {
     let state = ScooterState::parse(row.state, row.state_reason)
         .ok_or_else(|| anyhow::anyhow!("scooter {}: unknown state", row.scooter_id))?;
     let hash = row
         .device_token_hash
         .and_then(|hash| <[u8; 32]>::try_from(hash).ok())
         .ok_or_else(|| anyhow::anyhow!("scooter {}: bad token hash", row.scooter_id))?;
-    let scooter = Scooter {
-        scooter_id: row.scooter_id.into(),
+    let record = Record {
         state,
-        state_version: row.state_version,
+        state_version: Record::version(row.state_version),
         lat: row.lat,
         lon: row.lon,
         range_km: row.range_km,
@@ -374,7 +381,7 @@ fn stored_scooter(row: store::ScooterRow<'_>) -> anyhow::Result<(Scooter, [u8; 3
         last_seen_ms: row.last_seen_ms,
         heard_ms: row.last_seen_ms,
     };
-    Ok((scooter, hash))
+    Ok((record, hash))
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 //! worn by moves is rebuilt off the hot path ([`rebuild`]).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use rstar::primitives::GeomWithData;
@@ -21,10 +20,14 @@ use rstar::RTree;
 use super::{haversine_m, Reading, ScooterState, EARTH_RADIUS_M};
 use crate::zones::ZoneSet;
 
+mod ids;
+mod placing;
 mod rebuild;
+mod scooter;
 mod tokens;
 
 pub use rebuild::{RebuiltTree, TreeSnapshot, WornTree};
+pub use scooter::{ChangeKind, FleetChange, Record, Scooter};
 
 /// The service area as the live index sees it: a containment test, and a version naming
 /// it, so that answers cached for one version are never trusted for another.
@@ -59,67 +62,38 @@ impl ServiceArea for NoAreaYet {
     }
 }
 
-/// A scooter as the live view knows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scooter {
-    pub scooter_id: Arc<str>,
-    pub state: ScooterState,
-    /// Grows with every state change, so changes applied out of order are noticed.
-    pub state_version: i64,
-    pub lat: f64,
-    pub lon: f64,
-    pub range_km: f64,
-    pub battery_pct: f64,
-    /// The `recorded_at` of the newest point (registration counts as one).
-    pub last_seen_ms: i64,
-    /// When the server last heard from it, by its own clock (not stored: after a restart
-    /// it starts from `last_seen_ms`).
-    pub heard_ms: i64,
-}
-
-/// What changed in the fleet, for whoever listens (dispatch, the console's live map).
-#[derive(Clone, Debug, PartialEq)]
-pub struct FleetChange {
-    pub kind: ChangeKind,
-    /// The scooter as it is after the change.
-    pub scooter: Scooter,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeKind {
-    Registered,
-    Moved,
-    State,
-}
-
 type Entry = GeomWithData<[f32; 3], u32>;
 
 /// The fleet in memory. Not synchronised itself: [`super::Fleet`] holds it behind a lock.
 pub struct LiveIndex {
-    scooters: Vec<Scooter>,
+    records: Vec<Record>,
     /// Whether the scooter in the same slot stands in `area`, kept true on every move.
     inside: Vec<bool>,
     area: Arc<dyn ServiceArea>,
-    by_id: BTreeMap<Arc<str>, u32>,
+    /// Each slot's id, and slots by id.
+    ids: ids::Ids,
     by_token: tokens::TokenTable,
     tree: RTree<Entry>,
     /// Moves (removal and insertion) the tree has taken since it was last bulk-loaded.
     moves_since_build: usize,
     /// While a new tree is built from a snapshot, the slots that moved since it was taken.
     moved_during_rebuild: Option<Vec<u32>>,
+    /// While the fleet is placed in a new service area, the slots that moved since.
+    moved_during_placing: Option<Vec<u32>>,
 }
 
 impl Default for LiveIndex {
     fn default() -> Self {
         LiveIndex {
-            scooters: Vec::new(),
+            records: Vec::new(),
             inside: Vec::new(),
             area: Arc::new(NoAreaYet),
-            by_id: BTreeMap::new(),
+            ids: ids::Ids::default(),
             by_token: tokens::TokenTable::default(),
             tree: RTree::new(),
             moves_since_build: 0,
             moved_during_rebuild: None,
+            moved_during_placing: None,
         }
     }
 }
@@ -168,55 +142,55 @@ pub struct NearbyQuery {
 
 /// A live index in the making, fed one stored scooter at a time as the rows stream in: the
 /// token table and the tree's points are ready when the last row arrives, and
-/// [`IndexBuilder::finish`] is left with the bulk load and the id map.
+/// [`IndexBuilder::finish`] is left with the bulk load and the ids' order.
 pub struct IndexBuilder {
-    scooters: Vec<Scooter>,
+    records: Vec<Record>,
+    ids: ids::Ids,
     points: Vec<Entry>,
     by_token: tokens::TokenTable,
 }
+
+/// About how long a fleet code is, to reserve room for a fleet's ids at once (what is not
+/// used is given back when the build finishes).
+const ID_BYTES_EXPECTED: usize = 12;
 
 impl IndexBuilder {
     /// A builder for about `capacity` scooters (more may come; each part then grows).
     pub fn with_capacity(capacity: usize) -> Self {
         IndexBuilder {
-            scooters: Vec::with_capacity(capacity),
+            records: Vec::with_capacity(capacity),
+            ids: ids::Ids::with_capacity(capacity, ID_BYTES_EXPECTED),
             points: Vec::with_capacity(capacity),
             by_token: tokens::TokenTable::with_capacity(capacity),
         }
     }
 
-    pub fn push(&mut self, scooter: Scooter, token_hash: [u8; 32]) {
-        let slot = self.scooters.len() as u32;
+    pub fn push(&mut self, scooter_id: &str, record: Record, token_hash: [u8; 32]) {
+        let slot = self.ids.push_unordered(scooter_id);
         self.points
-            .push(Entry::new(tree_point(scooter.lat, scooter.lon), slot));
+            .push(Entry::new(tree_point(record.lat, record.lon), slot));
         self.by_token.push(token_hash);
-        self.scooters.push(scooter);
+        self.records.push(record);
     }
 
-    /// The index: the tree is bulk-loaded on a second thread while the id map is built.
+    /// The index: the tree is bulk-loaded on a second thread while the ids are sorted.
     pub fn finish(self) -> LiveIndex {
         let IndexBuilder {
-            scooters,
+            records,
+            mut ids,
             points,
             by_token,
         } = self;
-        let (tree, by_id) = std::thread::scope(|scope| {
+        let tree = std::thread::scope(|scope| {
             let tree = scope.spawn(|| RTree::bulk_load(points));
-            // Collected, the ids are sorted once and the map built in one pass.
-            let by_id: BTreeMap<Arc<str>, u32> = scooters
-                .iter()
-                .enumerate()
-                .map(|(slot, s)| (s.scooter_id.clone(), slot as u32))
-                .collect();
-            let tree = tree
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (tree, by_id)
+            ids.sort();
+            tree.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
         LiveIndex {
-            inside: vec![true; scooters.len()],
-            scooters,
-            by_id,
+            inside: vec![true; records.len()],
+            records,
+            ids,
             by_token,
             tree,
             ..LiveIndex::default()
@@ -229,52 +203,63 @@ impl LiveIndex {
     pub fn build(entries: Vec<(Scooter, [u8; 32])>) -> Self {
         let mut builder = IndexBuilder::with_capacity(entries.len());
         for (scooter, token_hash) in entries {
-            builder.push(scooter, token_hash);
+            builder.push(&scooter.scooter_id, scooter.record(), token_hash);
         }
         builder.finish()
     }
 
     pub fn len(&self) -> usize {
-        self.scooters.len()
+        self.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.scooters.is_empty()
+        self.records.is_empty()
     }
 
     /// Adds a newly registered scooter; `false` if its id is already known.
     pub fn insert(&mut self, scooter: Scooter, token_hash: [u8; 32]) -> bool {
-        if self.by_id.contains_key(&scooter.scooter_id) {
+        let Some(slot) = self.ids.insert(&scooter.scooter_id) else {
             return false;
-        }
-        let slot = self.scooters.len() as u32;
+        };
         self.tree
             .insert(Entry::new(tree_point(scooter.lat, scooter.lon), slot));
         if let Some(moved) = &mut self.moved_during_rebuild {
             moved.push(slot);
         }
-        self.by_id.insert(scooter.scooter_id.clone(), slot);
+        if let Some(moved) = &mut self.moved_during_placing {
+            moved.push(slot);
+        }
         self.by_token.push(token_hash);
         self.inside
             .push(self.area.contains(scooter.lat, scooter.lon));
-        self.scooters.push(scooter);
+        self.records.push(scooter.record());
         true
     }
 
-    pub fn get(&self, scooter_id: &str) -> Option<&Scooter> {
-        let slot = *self.by_id.get(scooter_id)?;
-        self.scooters.get(slot as usize)
+    /// The scooter in `slot`, with its id.
+    fn scooter(&self, slot: u32) -> Option<Scooter> {
+        let record = self.records.get(slot as usize)?;
+        Some(Scooter::new(self.ids.id(slot), record))
+    }
+
+    pub fn get(&self, scooter_id: &str) -> Option<Scooter> {
+        self.scooter(self.ids.find(scooter_id)?)
+    }
+
+    /// The scooter named `scooter_id`, without a copy of its id.
+    pub fn record(&self, scooter_id: &str) -> Option<&Record> {
+        let slot = self.ids.find(scooter_id)?;
+        self.records.get(slot as usize)
     }
 
     /// The scooter whose device token hashes to `token_hash`.
-    pub fn by_token(&self, token_hash: &[u8; 32]) -> Option<&Scooter> {
-        let slot = self.by_token.get(token_hash)?;
-        self.scooters.get(slot as usize)
+    pub fn by_token(&self, token_hash: &[u8; 32]) -> Option<Scooter> {
+        self.scooter(self.by_token.get(token_hash)?)
     }
 
-    fn slot_mut(&mut self, scooter_id: &str) -> Option<(u32, &mut Scooter)> {
-        let slot = *self.by_id.get(scooter_id)?;
-        self.scooters.get_mut(slot as usize).map(|s| (slot, s))
+    fn slot_mut(&mut self, scooter_id: &str) -> Option<(u32, &mut Record)> {
+        let slot = self.ids.find(scooter_id)?;
+        self.records.get_mut(slot as usize).map(|r| (slot, r))
     }
 
     /// Takes a stored reading into account, heard at `heard_ms`: the scooter moves only when
@@ -296,12 +281,15 @@ impl LiveIndex {
         scooter.range_km = reading.range_km;
         scooter.battery_pct = reading.battery_pct;
         scooter.last_seen_ms = reading.recorded_at_ms;
-        let moved = scooter.clone();
+        let moved = *scooter;
         if (moved.lat, moved.lon) == was {
-            return Some(moved);
+            return Some(Scooter::new(self.ids.id(slot), &moved));
         }
         if let Some(inside) = self.inside.get_mut(slot as usize) {
             *inside = self.area.contains(moved.lat, moved.lon);
+        }
+        if let Some(placing) = &mut self.moved_during_placing {
+            placing.push(slot);
         }
         // A move smaller than the tree's rounding leaves the tree as it is.
         let (old, new) = (tree_point(was.0, was.1), tree_point(moved.lat, moved.lon));
@@ -313,7 +301,7 @@ impl LiveIndex {
                 moved.push(slot);
             }
         }
-        Some(moved)
+        Some(Scooter::new(self.ids.id(slot), &moved))
     }
 
     /// Sets a state committed to the database as `version`, unless a later one is already
@@ -324,13 +312,15 @@ impl LiveIndex {
         state: ScooterState,
         version: i64,
     ) -> Option<Scooter> {
-        let (_, scooter) = self.slot_mut(scooter_id)?;
+        let (slot, scooter) = self.slot_mut(scooter_id)?;
+        let version = Record::version(version);
         if version <= scooter.state_version {
             return None;
         }
         scooter.state = state;
         scooter.state_version = version;
-        Some(scooter.clone())
+        let changed = *scooter;
+        Some(Scooter::new(self.ids.id(slot), &changed))
     }
 
     /// The version of the service area the index knows each scooter's place in.
@@ -338,42 +328,19 @@ impl LiveIndex {
         self.area.version()
     }
 
-    /// Every scooter's position, by slot: what [`LiveIndex::adopt_area`] is computed from.
-    pub fn positions(&self) -> Vec<(f64, f64)> {
-        self.scooters.iter().map(|s| (s.lat, s.lon)).collect()
-    }
-
-    /// Takes `area` as the service area, with `inside[slot]` computed (outside the lock)
-    /// for `positions[slot]`; scooters that moved or arrived since are tested again here.
-    pub fn adopt_area(
-        &mut self,
-        area: Arc<dyn ServiceArea>,
-        positions: &[(f64, f64)],
-        mut inside: Vec<bool>,
-    ) {
-        inside.truncate(positions.len());
-        inside.resize(self.scooters.len(), false);
-        for (slot, scooter) in self.scooters.iter().enumerate() {
-            if positions.get(slot) != Some(&(scooter.lat, scooter.lon)) {
-                inside[slot] = area.contains(scooter.lat, scooter.lon);
-            }
-        }
-        self.inside = inside;
-        self.area = area;
-    }
-
     /// Rentable scooters within the radius, nearest first, with their distance in metres.
     /// Scooters outside `area` are left out: by the cached answer when the index knows
     /// this very area, by asking `area` otherwise (just after the zones changed).
-    pub fn nearby(&self, query: &NearbyQuery, area: &dyn ServiceArea) -> Vec<(&Scooter, f64)> {
+    pub fn nearby(&self, query: &NearbyQuery, area: &dyn ServiceArea) -> Vec<(Scooter, f64)> {
         let cached = area.version() == self.area.version();
         let radius = query.radius_m.min(EARTH_RADIUS_M * std::f64::consts::PI);
         // The tree's distances are rounded: the walk goes past the radius by the rounding,
         // and once `limit` scooters are found, past the farthest of them by as much.
         let mut stop_2 = walk_past(chord(radius));
-        let mut found: Vec<(&Scooter, f64)> = Vec::with_capacity(query.limit.min(128));
+        // Slots first: only the answers' ids are copied out of the arena.
+        let mut found: Vec<(u32, f64)> = Vec::with_capacity(query.limit.min(128));
         if query.limit == 0 {
-            return found;
+            return Vec::new();
         }
         let centre = tree_point(query.lat, query.lon);
         for (entry, distance_2) in self.tree.nearest_neighbor_iter_with_distance_2(&centre) {
@@ -381,7 +348,7 @@ impl LiveIndex {
                 break;
             }
             let slot = entry.data as usize;
-            let Some(scooter) = self.scooters.get(slot) else {
+            let Some(scooter) = self.records.get(slot) else {
                 continue;
             };
             if scooter.state != ScooterState::Available || scooter.range_km < query.min_range_km {
@@ -405,29 +372,25 @@ impl LiveIndex {
             if at == query.limit {
                 continue;
             }
-            found.insert(at, (scooter, distance));
+            found.insert(at, (entry.data, distance));
             found.truncate(query.limit);
             if let (true, Some(&(_, farthest))) = (found.len() == query.limit, found.last()) {
                 stop_2 = walk_past(chord(farthest));
             }
         }
         found
+            .into_iter()
+            .filter_map(|(slot, distance)| Some((self.scooter(slot)?, distance)))
+            .collect()
     }
 
     /// Up to `limit` scooters in id order, after `after` when given; and whether more follow.
-    pub fn page(&self, after: Option<&str>, limit: usize) -> (Vec<&Scooter>, bool) {
-        let start = match after {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Unbounded,
-        };
-        let mut slots = self
-            .by_id
-            .range::<str, _>((start, Bound::Unbounded))
-            .map(|(_, slot)| *slot);
-        let page: Vec<&Scooter> = slots
+    pub fn page(&self, after: Option<&str>, limit: usize) -> (Vec<Scooter>, bool) {
+        let mut slots = self.ids.after(after);
+        let page: Vec<Scooter> = slots
             .by_ref()
             .take(limit)
-            .filter_map(|slot| self.scooters.get(slot as usize))
+            .filter_map(|slot| self.scooter(slot))
             .collect();
         let more = slots.next().is_some();
         (page, more)
@@ -442,7 +405,7 @@ impl LiveIndex {
     pub fn census(&self, threshold_km: f64) -> (BTreeMap<&'static str, usize>, usize) {
         let mut by_state = BTreeMap::new();
         let mut below = 0;
-        for scooter in &self.scooters {
+        for scooter in &self.records {
             *by_state.entry(scooter.state.as_str()).or_insert(0) += 1;
             if scooter.range_km < threshold_km && scooter.state != ScooterState::Removed {
                 below += 1;
@@ -455,12 +418,12 @@ impl LiveIndex {
     pub fn ids_in_state(
         &self,
         state: ScooterState,
-        filter: impl Fn(&Scooter) -> bool,
+        filter: impl Fn(&Record) -> bool,
     ) -> Vec<Arc<str>> {
-        self.scooters
-            .iter()
-            .filter(|s| s.state == state && filter(s))
-            .map(|s| s.scooter_id.clone())
+        (0..self.records.len() as u32)
+            .zip(&self.records)
+            .filter(|(_, s)| s.state == state && filter(s))
+            .map(|(slot, _)| Arc::from(self.ids.id(slot)))
             .collect()
     }
 }
@@ -514,7 +477,7 @@ mod tests {
         }
     }
 
-    pub(super) fn ids(found: &[(&Scooter, f64)]) -> Vec<String> {
+    pub(super) fn ids(found: &[(Scooter, f64)]) -> Vec<String> {
         found
             .iter()
             .map(|(s, _)| s.scooter_id.to_string())
@@ -575,16 +538,21 @@ mod tests {
             version: 7,
             test: |_, lon| lon < 2.36,
         });
-        let positions = index.positions();
-        let inside = positions
-            .iter()
-            .map(|&(lat, lon)| west.contains(lat, lon))
-            .collect();
-        // "far" comes inside after the snapshot: adopting the area tests it again.
-        assert!(index
-            .apply_reading("far", &reading(2.3525, 200), 200)
-            .is_some());
-        index.adopt_area(west, &positions, inside);
+        let count = index.start_placing();
+        let mut positions = Vec::with_capacity(3);
+        let mut inside = Vec::new();
+        while inside.len() < count {
+            index.positions_from(inside.len(), &mut positions);
+            inside.extend(positions.iter().map(|&(lat, lon)| west.contains(lat, lon)));
+            // "far" comes inside once its place was tested: adopting the area tests it again.
+            if inside.len() == 3 {
+                assert!(index
+                    .apply_reading("far", &reading(2.3525, 200), 200)
+                    .is_some());
+            }
+        }
+        assert_eq!(inside.len(), 4, "in two parts");
+        index.adopt_area(west, inside);
         assert_eq!(index.area_version(), 7);
         // Same version: the cached answers are used and the area is not asked.
         let same_version = Area {
@@ -689,7 +657,7 @@ mod tests {
         for (radius_m, limit) in [(30.0, 10), (10.0, 100), (3.0, 5), (20.0, 1)] {
             let q = query(radius_m, limit);
             let mut expected: Vec<f64> = index
-                .scooters
+                .records
                 .iter()
                 .map(|s| haversine_m(q.lat, q.lon, s.lat, s.lon))
                 .filter(|d| *d <= radius_m)
@@ -703,6 +671,19 @@ mod tests {
                 .collect();
             assert_eq!(found, expected, "{radius_m} m, {limit}");
         }
+    }
+
+    #[test]
+    fn a_record_is_56_bytes_and_keeps_versions_in_order() {
+        assert_eq!(std::mem::size_of::<Record>(), 56);
+        assert_eq!(Record::version(7), 7);
+        assert_eq!(Record::version(-1), 0);
+        assert_eq!(Record::version(i64::MAX), u32::MAX);
+        let mut index = index();
+        assert!(index
+            .apply_state("mid", ScooterState::OnTrip, 5_000_000_000)
+            .is_some());
+        assert_eq!(index.get("mid").unwrap().state_version, i64::from(u32::MAX));
     }
 
     #[test]

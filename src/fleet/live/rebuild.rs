@@ -49,7 +49,7 @@ const WORN_AFTER_AT_LEAST: usize = 10_000;
 impl LiveIndex {
     /// Whether the tree has taken enough moves since its last bulk load to be rebuilt.
     pub fn is_worn(&self) -> bool {
-        let threshold = (self.scooters.len() as f64 * WORN_AFTER_MOVES_PER_SCOOTER) as usize;
+        let threshold = (self.records.len() as f64 * WORN_AFTER_MOVES_PER_SCOOTER) as usize;
         self.moves_since_build >= threshold.max(WORN_AFTER_AT_LEAST)
     }
 
@@ -59,7 +59,7 @@ impl LiveIndex {
         if self.moved_during_rebuild.is_some() {
             return None;
         }
-        let mut points = vec![[0.0; 3]; self.scooters.len()];
+        let mut points = vec![[0.0; 3]; self.records.len()];
         for entry in self.tree.iter() {
             if let Some(point) = points.get_mut(entry.data as usize) {
                 *point = *entry.geom();
@@ -80,7 +80,7 @@ impl LiveIndex {
         moved.dedup();
         let mut replayed = 0;
         for slot in moved {
-            let Some(scooter) = self.scooters.get(slot as usize) else {
+            let Some(scooter) = self.records.get(slot as usize) else {
                 continue;
             };
             let now = tree_point(scooter.lat, scooter.lon);
@@ -125,13 +125,12 @@ mod tests {
 
     /// Every scooter nearby, as a brute-force scan finds them: the reference answer.
     fn scan(index: &LiveIndex, q: &NearbyQuery) -> Vec<String> {
-        let mut all: Vec<(f64, String)> = index
-            .scooters
-            .iter()
-            .map(|s| {
+        let mut all: Vec<(f64, String)> = (0..index.len() as u32)
+            .zip(&index.records)
+            .map(|(slot, s)| {
                 (
                     haversine_m(q.lat, q.lon, s.lat, s.lon),
-                    s.scooter_id.to_string(),
+                    index.ids.id(slot).to_owned(),
                 )
             })
             .filter(|(d, _)| *d <= q.radius_m)
@@ -147,7 +146,7 @@ mod tests {
         let mut at = 1_000;
         let mut step = |index: &mut LiveIndex, id: &str, dlon: f64| {
             at += 1;
-            let now = index.get(id).unwrap().clone();
+            let now = index.get(id).unwrap();
             let mut r = reading(now.lon + dlon, at);
             r.lat = now.lat;
             assert!(index.apply_reading(id, &r, at).is_some());
@@ -176,12 +175,12 @@ mod tests {
         assert!(!index.is_worn());
         assert_eq!(index.tree.size(), index.len());
         for slot in 0..index.len() {
-            let s = &index.scooters[slot];
+            let s = &index.records[slot];
             let entry = Entry::new(tree_point(s.lat, s.lon), slot as u32);
             assert!(
                 index.tree.contains(&entry),
                 "{} is where it stands",
-                s.scooter_id
+                index.ids.id(slot as u32)
             );
         }
         for (lat, lon) in [(48.8566, 2.3522), (48.8570, 2.3530), (48.8560, 2.3510)] {
