@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 
 use crate::error::Error;
 
+pub mod chain;
 pub mod raw;
 
 /// Which engine a [`Db`] talks to.
