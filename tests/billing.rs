@@ -63,7 +63,7 @@ async fn the_configured_tariff_is_served() {
 
 mod scenarios {
     use futures_util::future::join_all;
-    use scootfleet::billing::{store, Conn, RideCharge};
+    use scootfleet::billing::{charge, store, Conn, RideCharge};
     use serde_json::json;
 
     use crate::common::*;
@@ -355,7 +355,7 @@ mod scenarios {
         };
         let charged = scootfleet::db_run!(&db, |pool| {
             let mut tx = pool.begin().await.expect("begin");
-            let charged = store::charge_ride(Conn::from(&mut *tx), &tariff, &ride)
+            let charged = charge::charge_ride(Conn::from(&mut *tx), &tariff, &ride)
                 .await
                 .expect("charge");
             tx.commit().await.expect("commit");
@@ -464,7 +464,7 @@ mod scenarios {
         };
         scootfleet::db_run!(&db, |pool| {
             let mut tx = pool.begin().await.expect("begin");
-            store::charge_ride(Conn::from(&mut *tx), &tariff, &ride)
+            charge::charge_ride(Conn::from(&mut *tx), &tariff, &ride)
                 .await
                 .expect("charge");
             tx.rollback().await.expect("rollback");

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::conn_run;
-use crate::db::{Conn, Db};
+use crate::db::{raw, Conn, Db};
 use crate::error::Error;
 use crate::{db_run, db_write};
 
@@ -125,20 +125,33 @@ pub async fn lock_wallet(
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
     let code = wallet_account(rider_id);
-    conn_run!(conn, |c| sqlx::query(
-        "insert into ledger_accounts (code, owner_id, currency, version, created_at_ms) \
-         values ($1, $2, $3, 0, $4) \
-         on conflict (code) do update set version = ledger_accounts.version + 1"
-    )
-    .bind(&code)
-    .bind(rider_id)
-    .bind(currency)
-    .bind(at.timestamp_millis())
-    .execute(&mut *c)
-    .await
-    .map(|_| ()))?;
+    conn_run!(conn, |c| sqlx::query(LOCK_WALLET)
+        .bind(&code)
+        .bind(rider_id)
+        .bind(currency)
+        .bind(at.timestamp_millis())
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
     Ok(())
 }
+
+/// [`lock_wallet`] on a SQLite handle.
+pub fn lock_wallet_raw(
+    c: &rusqlite::Connection,
+    rider_id: &str,
+    currency: &str,
+    at: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let code = wallet_account(rider_id);
+    let args: [&dyn rusqlite::ToSql; 4] = [&code, &rider_id, &currency, &at.timestamp_millis()];
+    raw::execute(c, LOCK_WALLET, &args).map(|_| ())
+}
+
+/// Opens or touches a wallet account: `$1` code, `$2` rider, `$3` currency, `$4` time.
+pub(crate) const LOCK_WALLET: &str = "insert into ledger_accounts \
+     (code, owner_id, currency, version, created_at_ms) values ($1, $2, $3, 0, $4) \
+     on conflict (code) do update set version = ledger_accounts.version + 1";
 
 /// The balance of one account, in cents.
 pub async fn balance_cents(conn: &mut Conn<'_>, code: &str) -> Result<i64, Error> {
@@ -157,14 +170,15 @@ pub async fn find(
     kind: Kind,
     reference: &str,
 ) -> Result<Option<String>, Error> {
-    Ok(conn_run!(conn, |c| sqlx::query_scalar(
-        "select id from ledger_transactions where kind = $1 and reference = $2"
-    )
-    .bind(kind.as_str())
-    .bind(reference)
-    .fetch_optional(&mut *c)
-    .await)?)
+    Ok(conn_run!(conn, |c| sqlx::query_scalar(FIND)
+        .bind(kind.as_str())
+        .bind(reference)
+        .fetch_optional(&mut *c)
+        .await)?)
 }
+
+/// A transaction by kind (`$1`) and reference (`$2`).
+const FIND: &str = "select id from ledger_transactions where kind = $1 and reference = $2";
 
 /// Posts a balanced transaction on `conn`, unless one of the same kind and reference exists.
 ///
@@ -187,17 +201,14 @@ pub async fn post(conn: &mut Conn<'_>, tx: &NewTransaction<'_>) -> Result<Posted
     // the transaction (or nothing, when its kind and reference were posted before), its
     // entries.
     let inserted: Option<String> = conn_run!(conn, |c| {
-        sqlx::query_scalar(
-            "insert into ledger_transactions (id, kind, reference, rider_id, created_at_ms) \
-             values ($1, $2, $3, $4, $5) on conflict (kind, reference) do nothing returning id",
-        )
-        .bind(&id)
-        .bind(tx.kind.as_str())
-        .bind(tx.reference)
-        .bind(tx.rider_id)
-        .bind(at)
-        .fetch_optional(&mut *c)
-        .await
+        sqlx::query_scalar(INSERT_TRANSACTION)
+            .bind(&id)
+            .bind(tx.kind.as_str())
+            .bind(tx.reference)
+            .bind(tx.rider_id)
+            .bind(at)
+            .fetch_optional(&mut *c)
+            .await
     })?;
     if inserted.is_none() {
         let existing = find(conn, tx.kind, tx.reference).await?;
@@ -233,6 +244,52 @@ pub async fn post(conn: &mut Conn<'_>, tx: &NewTransaction<'_>) -> Result<Posted
         entries.build().execute(&mut *c).await?;
         Ok::<_, sqlx::Error>(())
     })?;
+    Ok(Posted::New(id))
+}
+
+/// A ledger transaction, unless one of its kind and reference exists: `$1` id, `$2` kind,
+/// `$3` reference, `$4` rider, `$5` time; returns the id when inserted.
+pub(crate) const INSERT_TRANSACTION: &str = "insert into ledger_transactions \
+     (id, kind, reference, rider_id, created_at_ms) values ($1, $2, $3, $4, $5) \
+     on conflict (kind, reference) do nothing returning id";
+/// One entry: `$1` transaction, `$2` account, `$3` cents. A `select`, so that a chained
+/// statement may follow it with `from` the transaction it inserted.
+pub(crate) const INSERT_ENTRY: &str =
+    "insert into ledger_entries (transaction_id, account_code, amount_cents) select $1, $2, $3";
+/// An account opened on first use: `$1` code, `$2` currency, `$3` time.
+const OPEN_ACCOUNT: &str = "insert into ledger_accounts \
+     (code, owner_id, currency, version, created_at_ms) values ($1, null, $2, 0, $3) \
+     on conflict (code) do nothing";
+
+/// [`post`] on a SQLite handle, inside a transaction run by [`crate::db::raw::transaction`]:
+/// one statement per entry, each a call into SQLite on this thread.
+pub fn post_raw(c: &rusqlite::Connection, tx: &NewTransaction<'_>) -> Result<Posted, Error> {
+    check_balanced(tx)?;
+    let id = crate::ids::new_id("ltx");
+    let at = tx.at.timestamp_millis();
+    let args: [&dyn rusqlite::ToSql; 5] =
+        [&id, &tx.kind.as_str(), &tx.reference, &tx.rider_id, &at];
+    let inserted: Option<String> =
+        raw::query_row(c, INSERT_TRANSACTION, &args, |r| r.get(0)).map_err(raw::into_sqlx)?;
+    if inserted.is_none() {
+        let existing: Option<String> =
+            raw::query_row(c, FIND, &[&tx.kind.as_str(), &tx.reference], |r| r.get(0))
+                .map_err(raw::into_sqlx)?;
+        return existing.map(Posted::Already).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "ledger transaction {} {} neither inserted nor found",
+                tx.kind.as_str(),
+                tx.reference
+            ))
+        });
+    }
+    let wallet = tx.rider_id.map(wallet_account);
+    for (code, cents) in tx.entries {
+        if !OPERATOR_ACCOUNTS.contains(code) && wallet.as_deref() != Some(*code) {
+            raw::execute(c, OPEN_ACCOUNT, &[code, &tx.currency, &at]).map_err(raw::into_sqlx)?;
+        }
+        raw::execute(c, INSERT_ENTRY, &[&id, code, cents]).map_err(raw::into_sqlx)?;
+    }
     Ok(Posted::New(id))
 }
 

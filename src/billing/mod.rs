@@ -5,7 +5,7 @@
 //!
 //! # Charging a ride from another domain
 //!
-//! A ride's end and its charge must commit together, so [`store::charge_ride`] runs on a
+//! A ride's end and its charge must commit together, so [`charge::charge_ride`] runs on a
 //! connection of a transaction the caller opened, on either engine, through [`Conn`]:
 //!
 //! ```ignore
@@ -13,7 +13,7 @@
 //! let charged = db_run!(&state.db, |pool| {
 //!     let mut tx = pool.begin().await?;
 //!     // … mark the ride ended on `&mut *tx` …
-//!     let charged = billing::store::charge_ride(
+//!     let charged = billing::charge::charge_ride(
 //!         Conn::from(&mut *tx),
 //!         &state.tariff,
 //!         &RideCharge { rider_id, ride_id, duration_s, rate_per_minute, at: now },
@@ -32,12 +32,13 @@
 //!
 //! Charging is idempotent per ride (a second call returns the first charge), records the use
 //! of the free trial, takes pack minutes and posts the wallet part to the ledger, all on the
-//! caller's connection. [`store::charged_ride`] reads it back for receipts.
+//! caller's connection (or, on SQLite, on the writer's handle: [`charge::charge_ride_raw`]). [`store::charged_ride`] reads it back for receipts.
 //!
 //! Before an unlock, [`store::wallet`] gives the rider's [`Wallet`] and
 //! [`Wallet::can_unlock`] says whether they may ride (402 `payment_required` otherwise).
 
 pub mod adjust;
+pub mod charge;
 pub mod http;
 pub mod ledger;
 pub mod payments;

@@ -4,15 +4,17 @@
 //! ([`ledger::lock_wallet`]), then reads balances, then posts: two movements on one wallet
 //! never interleave, on SQLite or PostgreSQL.
 
+use std::sync::LazyLock;
+
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::ledger::{self, Kind, NewTransaction, Posted};
-use super::pricing::{self, Breakdown};
-use super::{from_cents, to_cents, Pack, RideCharge, Tariff, Wallet};
+use super::ledger::{self, Kind, NewTransaction};
+use super::pricing::Breakdown;
+use super::{from_cents, to_cents, Pack, Tariff, Wallet};
 use crate::conn_run;
-use crate::db::{Conn, Db};
+use crate::db::{raw, Conn, Db};
 use crate::db_run;
 use crate::db_write;
 use crate::error::Error;
@@ -34,38 +36,63 @@ pub async fn wallet_on(
 }
 
 /// What a wallet is made of, and whether a ride has been charged already.
-struct Sums {
-    balance_cents: i64,
-    pack_minutes: i64,
-    trial_uses: i64,
-    ride_charged: bool,
+pub(super) struct Sums {
+    pub(super) balance_cents: i64,
+    pub(super) pack_minutes: i64,
+    pub(super) trial_uses: i64,
+    pub(super) ride_charged: bool,
 }
 
+impl Sums {
+    fn from_row((balance_cents, pack_minutes, trial_uses, charges): (i64, i64, i64, i64)) -> Self {
+        Sums {
+            balance_cents,
+            pack_minutes,
+            trial_uses,
+            ride_charged: charges > 0,
+        }
+    }
+}
+
+/// The sums behind a wallet: `$1` the wallet account, `$2` the rider; and whether `$3` (a
+/// ride) has a charge.
+pub(super) const SUMS: &str = "select \
+       (select cast(coalesce(sum(amount_cents), 0) as bigint) from ledger_entries \
+         where account_code = $1), \
+       (select cast(coalesce(sum(minutes), 0) as bigint) from pack_minute_movements \
+         where rider_id = $2), \
+       (select count(*) from free_trial_uses where rider_id = $2), \
+       (select count(*) from ride_charges where ride_id = $3)";
+
 /// The sums behind a wallet, and whether `ride_id` has a charge, in one query.
-async fn sums_on(conn: &mut Conn<'_>, rider_id: &str, ride_id: &str) -> Result<Sums, Error> {
-    let (balance_cents, pack_minutes, trial_uses, charges): (i64, i64, i64, i64) =
-        conn_run!(conn, |c| {
-            sqlx::query_as(
-                "select \
-                   (select cast(coalesce(sum(amount_cents), 0) as bigint) from ledger_entries \
-                     where account_code = $1), \
-                   (select cast(coalesce(sum(minutes), 0) as bigint) from pack_minute_movements \
-                     where rider_id = $2), \
-                   (select count(*) from free_trial_uses where rider_id = $2), \
-                   (select count(*) from ride_charges where ride_id = $3)",
-            )
+pub(super) async fn sums_on(
+    conn: &mut Conn<'_>,
+    rider_id: &str,
+    ride_id: &str,
+) -> Result<Sums, Error> {
+    let row = conn_run!(conn, |c| {
+        sqlx::query_as(SUMS)
             .bind(ledger::wallet_account(rider_id))
             .bind(rider_id)
             .bind(ride_id)
             .fetch_one(&mut *c)
             .await
-        })?;
-    Ok(Sums {
-        balance_cents,
-        pack_minutes,
-        trial_uses,
-        ride_charged: charges > 0,
-    })
+    })?;
+    Ok(Sums::from_row(row))
+}
+
+/// [`sums_on`] on a SQLite handle.
+pub(super) fn sums_raw(
+    c: &rusqlite::Connection,
+    rider_id: &str,
+    ride_id: &str,
+) -> rusqlite::Result<Sums> {
+    let wallet = ledger::wallet_account(rider_id);
+    let row = raw::query_row(c, SUMS, &[&wallet, &rider_id, &ride_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    row.map(Sums::from_row)
+        .ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 /// The rider's wallet: balance, pack minutes and free trial.
@@ -173,6 +200,10 @@ pub async fn buy_pack(
     })
 }
 
+/// A movement of pack minutes: `$1` rider, `$2` minutes, `$3` kind, `$4` reference, `$5` time.
+pub(super) const ADD_PACK_MINUTES: &str = "insert into pack_minute_movements \
+     (rider_id, minutes, kind, reference, created_at_ms) values ($1, $2, $3, $4, $5)";
+
 pub(super) async fn add_pack_minutes(
     conn: &mut Conn<'_>,
     rider_id: &str,
@@ -181,18 +212,15 @@ pub(super) async fn add_pack_minutes(
     reference: &str,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    conn_run!(conn, |c| sqlx::query(
-        "insert into pack_minute_movements (rider_id, minutes, kind, reference, created_at_ms) \
-         values ($1, $2, $3, $4, $5)"
-    )
-    .bind(rider_id)
-    .bind(minutes)
-    .bind(kind)
-    .bind(reference)
-    .bind(at.timestamp_millis())
-    .execute(&mut *c)
-    .await
-    .map(|_| ()))?;
+    conn_run!(conn, |c| sqlx::query(ADD_PACK_MINUTES)
+        .bind(rider_id)
+        .bind(minutes)
+        .bind(kind)
+        .bind(reference)
+        .bind(at.timestamp_millis())
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
     Ok(())
 }
 
@@ -211,7 +239,7 @@ pub struct ChargedRide {
 }
 
 #[derive(sqlx::FromRow)]
-struct ChargeRow {
+pub(super) struct ChargeRow {
     ride_id: String,
     rider_id: String,
     duration_s: i64,
@@ -228,6 +256,25 @@ struct ChargeRow {
 }
 
 impl ChargeRow {
+    /// A charge as [`charged_raw`] reads it: [`CHARGE_COLUMNS`] in order.
+    fn from_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ChargeRow {
+            ride_id: r.get(0)?,
+            rider_id: r.get(1)?,
+            duration_s: r.get(2)?,
+            billed_minutes: r.get(3)?,
+            rate: r.get(4)?,
+            currency: r.get(5)?,
+            amount_cents: r.get(6)?,
+            vat_cents: r.get(7)?,
+            free_trial_minutes: r.get(8)?,
+            pack_minutes: r.get(9)?,
+            wallet_cents: r.get(10)?,
+            balance_after_cents: r.get(11)?,
+            charged_at_ms: r.get(12)?,
+        })
+    }
+
     fn into_charge(self) -> Result<ChargedRide, Error> {
         let rate = self.rate.parse::<Decimal>().map_err(|e| {
             Error::Internal(anyhow::anyhow!(
@@ -260,6 +307,14 @@ const CHARGE_COLUMNS: &str = "ride_id, rider_id, duration_s, billed_minutes, rat
     amount_cents, vat_cents, free_trial_minutes, pack_minutes, wallet_cents, \
     balance_after_cents, charged_at_ms";
 
+/// A ride's charge: [`CHARGE_COLUMNS`] in order, `$1`–`$13`.
+pub(super) static INSERT_CHARGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "insert into ride_charges ({CHARGE_COLUMNS}) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    )
+});
+
 pub(super) async fn charged_on(
     conn: &mut Conn<'_>,
     ride_id: &str,
@@ -272,126 +327,22 @@ pub(super) async fn charged_on(
     row.map(ChargeRow::into_charge).transpose()
 }
 
+/// [`charged_on`] on a SQLite handle.
+pub(super) fn charged_raw(
+    c: &rusqlite::Connection,
+    ride_id: &str,
+) -> Result<Option<ChargedRide>, Error> {
+    let sql = format!("select {CHARGE_COLUMNS} from ride_charges where ride_id = $1");
+    raw::query_row(c, &sql, &[&ride_id], ChargeRow::from_raw)
+        .map_err(raw::into_sqlx)?
+        .map(ChargeRow::into_charge)
+        .transpose()
+}
+
 /// How a ride was paid for, if it has been charged.
 pub async fn charged_ride(db: &Db, ride_id: &str) -> Result<Option<ChargedRide>, Error> {
     db_run!(db, |pool| {
         let mut conn = pool.acquire().await?;
         charged_on(&mut Conn::from(&mut *conn), ride_id).await
     })
-}
-
-/// Charges an ended ride on `conn`, inside the caller's transaction, so the ride's end and
-/// its payment commit (or roll back) together. The free trial goes first (and is used up by
-/// the rider's first charged ride), then pack minutes, then the wallet, which may go into
-/// debt. A ride is charged once: charging it again returns the first charge unchanged.
-pub async fn charge_ride(
-    mut conn: Conn<'_>,
-    tariff: &Tariff,
-    ride: &RideCharge<'_>,
-) -> Result<ChargedRide, Error> {
-    let conn = &mut conn;
-    ledger::lock_wallet(conn, ride.rider_id, &tariff.currency, ride.at).await?;
-    let sums = sums_on(conn, ride.rider_id, ride.ride_id).await?;
-    if sums.ride_charged {
-        if let Some(done) = charged_on(conn, ride.ride_id).await? {
-            return Ok(done);
-        }
-    }
-    // The trial is the one offered when the ride started, if still unused.
-    let wallet = Wallet::from_sums(
-        ride.free_trial_minutes,
-        sums.balance_cents,
-        sums.pack_minutes,
-        sums.trial_uses,
-    );
-    let duration_s = ride.duration_s.max(0);
-    let breakdown = pricing::split(
-        pricing::billed_minutes(duration_s),
-        ride.rate_per_minute,
-        wallet.free_trial_minutes,
-        wallet.pack_minutes,
-        wallet.balance,
-    );
-    let at_ms = ride.at.timestamp_millis();
-    if wallet.free_trial_available() {
-        conn_run!(conn, |c| sqlx::query(
-            "insert into free_trial_uses (rider_id, ride_id, minutes, used_at_ms) \
-             values ($1, $2, $3, $4)"
-        )
-        .bind(ride.rider_id)
-        .bind(ride.ride_id)
-        .bind(breakdown.free_trial_minutes)
-        .bind(at_ms)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
-    }
-    if breakdown.pack_minutes > 0 {
-        add_pack_minutes(
-            conn,
-            ride.rider_id,
-            -breakdown.pack_minutes,
-            "ride",
-            ride.ride_id,
-            ride.at,
-        )
-        .await?;
-    }
-    let wallet_cents = to_cents(breakdown.wallet_amount);
-    if wallet_cents > 0 {
-        let wallet_code = ledger::wallet_account(ride.rider_id);
-        let posted = ledger::post(
-            conn,
-            &NewTransaction {
-                kind: Kind::RideCharge,
-                reference: ride.ride_id,
-                rider_id: Some(ride.rider_id),
-                currency: &tariff.currency,
-                at: ride.at,
-                entries: &[
-                    (&wallet_code, -wallet_cents),
-                    (ledger::REVENUE_RIDES, wallet_cents),
-                ],
-            },
-        )
-        .await?;
-        if let Posted::Already(id) = posted {
-            return Err(Error::Internal(anyhow::anyhow!(
-                "ride {} has ledger charge {id} but no ride_charges row",
-                ride.ride_id
-            )));
-        }
-    }
-    let charge = ChargedRide {
-        ride_id: ride.ride_id.to_owned(),
-        rider_id: ride.rider_id.to_owned(),
-        duration_s,
-        rate: ride.rate_per_minute,
-        currency: tariff.currency.clone(),
-        vat: pricing::vat_included(breakdown.amount, ride.vat_rate),
-        breakdown,
-        charged_at: ride.at,
-    };
-    let sql = format!(
-        "insert into ride_charges ({CHARGE_COLUMNS}) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    );
-    conn_run!(conn, |c| sqlx::query(&sql)
-        .bind(&charge.ride_id)
-        .bind(&charge.rider_id)
-        .bind(charge.duration_s)
-        .bind(breakdown.billed_minutes)
-        .bind(charge.rate.to_string())
-        .bind(&charge.currency)
-        .bind(to_cents(breakdown.amount))
-        .bind(to_cents(charge.vat))
-        .bind(breakdown.free_trial_minutes)
-        .bind(breakdown.pack_minutes)
-        .bind(wallet_cents)
-        .bind(to_cents(breakdown.balance_after))
-        .bind(at_ms)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
-    Ok(charge)
 }

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 
 use crate::error::Error;
 
+pub mod chain;
 pub mod raw;
 
 /// Which engine a [`Db`] talks to.
@@ -81,8 +82,11 @@ macro_rules! db_transaction {
     };
 }
 
-/// How often the SQLite write-ahead log is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often the SQLite write-ahead log is copied back into the database file. Often, so
+/// that each checkpoint has little to copy: its syncs hold up the writer's own writes to the
+/// log while they last, and they last longer the more there is to sync. A checkpoint with
+/// nothing to copy does no sync.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Copies the SQLite write-ahead log into the database file every [`CHECKPOINT_EVERY`] from
 /// a reader connection, until the pool closes. SQLite would otherwise do it inside whichever

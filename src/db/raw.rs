@@ -9,7 +9,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use rusqlite::ffi;
+use rusqlite::types::ToSql;
+use rusqlite::{ffi, Row, Statement, TransactionBehavior};
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::sqlite::SqliteConnection;
 
@@ -42,6 +43,66 @@ pub fn blocking<R>(work: impl FnOnce() -> R) -> R {
     match flavor {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),
+    }
+}
+
+/// Runs `work` as a transaction of its own on `conn`'s handle, in one hand-off: committed
+/// when `work` returns `Ok`, rolled back when it returns `Err` or panics. `conn` must have no
+/// transaction open. The transaction takes the write lock at once (`begin immediate`), as
+/// its first statement is a write anyway.
+pub async fn transaction<T, E: From<sqlx::Error>>(
+    conn: &mut SqliteConnection,
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    on_handle(conn, |c| {
+        let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+        let out = work(c);
+        if out.is_ok() {
+            tx.commit()?;
+        }
+        // Dropped uncommitted, `tx` rolls back.
+        Ok(out)
+    })
+    .await?
+}
+
+/// `sql` prepared on `c` with `args` bound to `$1`, `$2` … by name, so that a statement may
+/// use them in any order and more than once, as with sqlx: the SQL constants are shared.
+pub fn bound<'c>(
+    c: &'c rusqlite::Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+) -> rusqlite::Result<Statement<'c>> {
+    let mut stmt = c.prepare(sql)?;
+    for (i, arg) in args.iter().enumerate() {
+        if let Some(index) = stmt.parameter_index(&format!("${}", i + 1))? {
+            stmt.raw_bind_parameter(index, *arg)?;
+        }
+    }
+    Ok(stmt)
+}
+
+/// Runs a statement that returns no rows; the number of rows it changed.
+pub fn execute(
+    c: &rusqlite::Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+) -> rusqlite::Result<usize> {
+    bound(c, sql, args)?.raw_execute()
+}
+
+/// The first row of a statement (e.g. an `update … returning`), read by `read`.
+pub fn query_row<T>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    let mut stmt = bound(c, sql, args)?;
+    let mut rows = stmt.raw_query();
+    match rows.next()? {
+        Some(row) => read(row).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -151,5 +212,42 @@ mod tests {
             rows, 0,
             "the rollback took back the row written on the handle"
         );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_commits_on_ok_and_rolls_back_on_err() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("create table t (k integer primary key, v text)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+
+        let kept: Result<_, sqlx::Error> = transaction(&mut conn, |c| {
+            // Numbered out of order, and one used twice.
+            execute(c, "insert into t (v, k) values ($2 || $2, $1)", &[&1, &"a"]).map_err(into_sqlx)
+        })
+        .await;
+        assert_eq!(kept.unwrap(), 1);
+        let dropped: Result<(), sqlx::Error> = transaction(&mut conn, |c| {
+            execute(c, "insert into t (k, v) values ($1, $2)", &[&2, &"b"]).map_err(into_sqlx)?;
+            execute(c, "insert into t (k, v) values ($1, $2)", &[&1, &"c"]).map_err(into_sqlx)?;
+            Ok(())
+        })
+        .await;
+        assert!(crate::db::is_unique_violation(&dropped.unwrap_err()));
+
+        let rows: Vec<(i64, String)> = sqlx::query_as("select k, v from t order by k")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![(1, "aa".to_owned())]);
+        let version = on_handle(&mut conn, |c| {
+            query_row(c, "select v from t where k = $1", &[&1], |r| {
+                r.get::<_, String>(0)
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(version.as_deref(), Some("aa"));
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 use sqlx::{PgPool, SqlitePool};
 
 use super::store::INSERT_POINT;
@@ -71,10 +71,8 @@ async fn on_sqlite(
     let mut conn = pool.acquire().await?;
     match tasks {
         None => {
-            raw::on_handle(&mut conn, |c| {
-                let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
-                write_rows(&tx, groups, newest)?;
-                tx.commit()
+            raw::transaction(&mut conn, |c| {
+                write_rows(c, groups, newest).map_err(raw::into_sqlx)
             })
             .await
         }

@@ -1,9 +1,12 @@
 //! The fleet in the database: scooters, their state changes, and telemetry history.
+
+use std::sync::LazyLock;
+
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::{Event, Reading, Reason, ScooterState};
-use crate::db::{is_unique_violation, Conn, Db};
+use crate::db::{is_unique_violation, raw, Conn, Db};
 use crate::error::Error;
 use crate::{conn_run, db_run, db_write};
 
@@ -299,8 +302,8 @@ pub async fn change_state_on(
     let from_reason = from.reason().map(Reason::as_str).unwrap_or("");
     let to_reason = to.reason().map(Reason::as_str);
     let sql = match conn {
-        Conn::Sqlite(_) => CHANGE_STATE_SQLITE,
-        Conn::Postgres(_) => CHANGE_STATE_POSTGRES,
+        Conn::Sqlite(_) => CHANGE_STATE_SQLITE.as_str(),
+        Conn::Postgres(_) => CHANGE_STATE_POSTGRES.as_str(),
     };
     let versions: Vec<i64> = conn_run!(conn, |c| {
         sqlx::query_scalar(sql)
@@ -318,25 +321,57 @@ pub async fn change_state_on(
     Ok(versions.first().copied())
 }
 
-/// The conditional state change of [`change_state_on`] and its event-log row in one round
-/// trip. PostgreSQL chains them in a data-modifying `with`; SQLite has none, so it runs both
-/// statements as one script on its connection's thread, logging only when the update
-/// changed a row (`changes()`). `$1` to state, `$2` to reason, `$3` scooter, `$4` from state,
-/// `$5` from reason (`''` for none), `$6` event, `$7` time.
-const CHANGE_STATE_POSTGRES: &str = "with changed as (\
-       update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
-       where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
-       returning state_version), \
-     logged as (\
-       insert into scooter_events (scooter_id, event_type, from_state, to_state, to_reason, at_ms) \
-       select $3, $6, $4, $1, $2, $7 from changed) \
-     select state_version from changed";
-const CHANGE_STATE_SQLITE: &str = "\
-     update scooters set state = $1, state_reason = $2, state_version = state_version + 1 \
-       where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
-       returning state_version; \
-     insert into scooter_events (scooter_id, event_type, from_state, to_state, to_reason, at_ms) \
-       select $3, $6, $4, $1, $2, $7 where changes() = 1";
+/// [`change_state_on`] on a SQLite handle, inside a transaction run by
+/// [`crate::db::raw::transaction`]: the update, then its log row when it changed one.
+pub fn change_state_raw(
+    c: &rusqlite::Connection,
+    scooter_id: &str,
+    from: ScooterState,
+    to: ScooterState,
+    event: Event,
+    at_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let from_reason = from.reason().map(Reason::as_str).unwrap_or("");
+    let to_reason = to.reason().map(Reason::as_str);
+    let args: [&dyn rusqlite::ToSql; 7] = [
+        &to.as_str(),
+        &to_reason,
+        &scooter_id,
+        &from.as_str(),
+        &from_reason,
+        &event.as_str(),
+        &at_ms,
+    ];
+    let version = raw::query_row(c, UPDATE_STATE, &args, |row| row.get(0))?;
+    if version.is_some() {
+        raw::execute(c, LOG_CHANGE, &args)?;
+    }
+    Ok(version)
+}
+
+/// The conditional state change: `$1` to state, `$2` to reason, `$3` scooter, `$4` from
+/// state, `$5` from reason (`''` for none); returns the new state version.
+pub(crate) const UPDATE_STATE: &str = "update scooters set state = $1, state_reason = $2, \
+     state_version = state_version + 1 \
+     where scooter_id = $3 and state = $4 and coalesce(state_reason, '') = $5 \
+     returning state_version";
+/// Its event-log row, with `$6` event and `$7` time: a `select` a caller may follow with
+/// `from` (the rows the change returned) or `where`.
+pub(crate) const LOG_CHANGE: &str = "insert into scooter_events \
+     (scooter_id, event_type, from_state, to_state, to_reason, at_ms) \
+     select $3, $6, $4, $1, $2, $7";
+
+/// [`UPDATE_STATE`] and [`LOG_CHANGE`] in one round trip. PostgreSQL chains them in a
+/// data-modifying `with`; SQLite has none, so it runs both statements as one script on its
+/// connection's thread, logging only when the update changed a row (`changes()`).
+static CHANGE_STATE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with changed as ({UPDATE_STATE}), logged as ({LOG_CHANGE} from changed) \
+         select state_version from changed"
+    )
+});
+static CHANGE_STATE_SQLITE: LazyLock<String> =
+    LazyLock::new(|| format!("{UPDATE_STATE}; {LOG_CHANGE} where changes() = 1"));
 
 /// Appends `event` (from `from` to `to`) to the scooter's event log on `conn`.
 async fn log_event_on(

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::db::{Conn, Db};
+use crate::db::{raw, Conn, Db};
 use crate::error::Error;
 use crate::{conn_run, db_run, db_write};
 
@@ -54,6 +54,21 @@ struct CommandRow {
     created_at_ms: i64,
 }
 
+const COMMAND_COLUMNS: &str = "id, kind, payload, status, created_at_ms";
+
+impl CommandRow {
+    /// A row of [`COMMAND_COLUMNS`] read on a SQLite handle.
+    fn from_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(CommandRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            payload: r.get(2)?,
+            status: r.get(3)?,
+            created_at_ms: r.get(4)?,
+        })
+    }
+}
+
 impl From<CommandRow> for Command {
     fn from(row: CommandRow) -> Self {
         Command {
@@ -66,12 +81,81 @@ impl From<CommandRow> for Command {
     }
 }
 
-/// Queues a command inside the caller's transaction; returns its id.
+/// A pending command: `$1` id, `$2` scooter, `$3` ride, `$4` kind, `$5` payload, `$6` time.
 ///
 /// A scooter carries its commands out in the order they were given, and `pending` lists
 /// them by `created_at_ms`: a command queued in the same millisecond as an earlier one
 /// still pending for the same scooter (an unlock and its lock, on a 0 s ride) is stamped a
-/// millisecond after it, so that the order holds.
+/// millisecond after it, so that the order holds. A chained statement may add a `having`
+/// condition: the `select` is one aggregate row.
+pub(crate) const QUEUE: &str = "insert into device_commands \
+     (id, scooter_id, ride_id, kind, payload, status, created_at_ms) \
+     select $1, $2, $3, $4, $5, 'pending', \
+         case when max(created_at_ms) >= $6 then max(created_at_ms) + 1 else $6 end \
+     from device_commands where scooter_id = $2 and status = 'pending'";
+
+/// A command about to be queued with [`QUEUE`].
+#[derive(Debug)]
+pub struct NewCommand<'a> {
+    pub id: String,
+    pub scooter_id: &'a str,
+    pub ride_id: Option<&'a str>,
+    pub kind: &'static str,
+    pub payload: String,
+    pub at_ms: i64,
+}
+
+impl<'a> NewCommand<'a> {
+    pub fn new(
+        scooter_id: &'a str,
+        ride_id: Option<&'a str>,
+        kind: CommandKind,
+        payload: &Value,
+        at_ms: i64,
+    ) -> Self {
+        NewCommand {
+            id: crate::ids::new_id("cmd"),
+            scooter_id,
+            ride_id,
+            kind: kind.as_str(),
+            payload: payload.to_string(),
+            at_ms,
+        }
+    }
+
+    /// The values of [`QUEUE`], in order.
+    pub fn args(&self) -> [&dyn rusqlite::ToSql; 6] {
+        [
+            &self.id,
+            &self.scooter_id,
+            &self.ride_id,
+            &self.kind,
+            &self.payload,
+            &self.at_ms,
+        ]
+    }
+
+    /// [`QUEUE`]'s values bound to `query`, in order.
+    pub fn bind<'q, DB: sqlx::Database>(
+        &'q self,
+        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.id.as_str())
+            .bind(self.scooter_id)
+            .bind(self.ride_id)
+            .bind(self.kind)
+            .bind(self.payload.as_str())
+            .bind(self.at_ms)
+    }
+}
+
+/// Queues a command inside the caller's transaction; returns its id.
 pub async fn queue_on(
     conn: &mut Conn<'_>,
     scooter_id: &str,
@@ -80,26 +164,26 @@ pub async fn queue_on(
     payload: &Value,
     now_ms: i64,
 ) -> Result<String, sqlx::Error> {
-    let id = crate::ids::new_id("cmd");
-    let payload = payload.to_string();
-    conn_run!(conn, |c| {
-        sqlx::query(
-            "insert into device_commands (id, scooter_id, ride_id, kind, payload, status, created_at_ms) \
-             select $1, $2, $3, $4, $5, 'pending', \
-                 case when max(created_at_ms) >= $6 then max(created_at_ms) + 1 else $6 end \
-             from device_commands where scooter_id = $2 and status = 'pending'",
-        )
-        .bind(&id)
-        .bind(scooter_id)
-        .bind(ride_id)
-        .bind(kind.as_str())
-        .bind(&payload)
-        .bind(now_ms)
+    let command = NewCommand::new(scooter_id, ride_id, kind, payload, now_ms);
+    queue_new_on(conn, &command).await?;
+    Ok(command.id)
+}
+
+/// Queues `command` inside the caller's transaction.
+pub async fn queue_new_on(
+    conn: &mut Conn<'_>,
+    command: &NewCommand<'_>,
+) -> Result<(), sqlx::Error> {
+    conn_run!(conn, |c| command
+        .bind(sqlx::query(QUEUE))
         .execute(&mut *c)
         .await
-        .map(|_| ())
-    })?;
-    Ok(id)
+        .map(|_| ()))
+}
+
+/// [`queue_on`] on a SQLite handle.
+pub fn queue_raw(c: &rusqlite::Connection, command: &NewCommand<'_>) -> rusqlite::Result<()> {
+    raw::execute(c, QUEUE, &command.args()).map(|_| ())
 }
 
 /// Queues a command on its own.
@@ -148,31 +232,47 @@ pub enum Ack {
 }
 
 pub async fn ack(db: &Db, scooter_id: &str, command_id: &str, now_ms: i64) -> Result<Ack, Error> {
-    let row: Option<CommandRow> = db_write!(db, |pool| {
-        sqlx::query(
-            "update device_commands set status = 'acked', acked_at_ms = $1 \
-             where id = $2 and scooter_id = $3 and status = 'pending'",
-        )
-        .bind(now_ms)
-        .bind(command_id)
-        .bind(scooter_id)
-        .execute(pool)
-        .await?;
-        sqlx::query_as(
-            "select id, kind, payload, status, created_at_ms from device_commands \
-             where id = $1 and scooter_id = $2",
-        )
-        .bind(command_id)
-        .bind(scooter_id)
-        .fetch_optional(pool)
-        .await
-    })?;
+    let select =
+        format!("select {COMMAND_COLUMNS} from device_commands where id = $1 and scooter_id = $2");
+    let row: Option<CommandRow> = match db {
+        // Both statements in one hand-off to the writer's handle.
+        Db::Sqlite { write, .. } => {
+            let mut conn = write.acquire().await?;
+            raw::on_handle(&mut conn, |c| {
+                raw::execute(c, ACK, &[&now_ms, &command_id, &scooter_id])?;
+                raw::query_row(
+                    c,
+                    &select,
+                    &[&command_id, &scooter_id],
+                    CommandRow::from_raw,
+                )
+            })
+            .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(ACK)
+                .bind(now_ms)
+                .bind(command_id)
+                .bind(scooter_id)
+                .execute(pool)
+                .await?;
+            sqlx::query_as(&select)
+                .bind(command_id)
+                .bind(scooter_id)
+                .fetch_optional(pool)
+                .await?
+        }
+    };
     Ok(match row {
         None => Ack::Unknown,
         Some(row) if row.status == "expired" => Ack::Expired,
         Some(row) => Ack::Acked(row.into()),
     })
 }
+
+/// Acknowledges a pending command: `$1` time, `$2` command, `$3` scooter.
+const ACK: &str = "update device_commands set status = 'acked', acked_at_ms = $1 \
+     where id = $2 and scooter_id = $3 and status = 'pending'";
 
 /// Unlock commands still unacknowledged that were queued before `cutoff_ms`, with their ride.
 pub async fn overdue_unlocks(db: &Db, cutoff_ms: i64) -> Result<Vec<(String, String)>, Error> {

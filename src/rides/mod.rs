@@ -7,6 +7,8 @@
 pub mod commands;
 pub mod holds;
 pub mod http;
+mod on_postgres;
+mod on_sqlite;
 pub mod reservations;
 pub mod service;
 pub mod store;

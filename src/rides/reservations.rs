@@ -1,7 +1,7 @@
 //! Reservations: a rider holds a scooter free of charge for a while before unlocking it.
 //! One active reservation per rider and per scooter, enforced by the database.
 
-use crate::db::{Conn, Db};
+use crate::db::{raw, Conn, Db};
 use crate::error::Error;
 use crate::{conn_run, db_run};
 
@@ -75,17 +75,29 @@ pub async fn close_on(
     at_ms: i64,
 ) -> Result<bool, sqlx::Error> {
     conn_run!(conn, |c| {
-        sqlx::query(
-            "update reservations set status = $1, closed_at_ms = $2 where id = $3 and status = 'active'",
-        )
-        .bind(status)
-        .bind(at_ms)
-        .bind(id)
-        .execute(&mut *c)
-        .await
-        .map(|done| done.rows_affected() == 1)
+        sqlx::query(CLOSE)
+            .bind(status)
+            .bind(at_ms)
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|done| done.rows_affected() == 1)
     })
 }
+
+/// [`close_on`] on a SQLite handle.
+pub fn close_raw(
+    c: &rusqlite::Connection,
+    id: &str,
+    status: &str,
+    at_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(raw::execute(c, CLOSE, &[&status, &at_ms, &id])? == 1)
+}
+
+/// Closes an active reservation: `$1` status, `$2` time, `$3` reservation.
+const CLOSE: &str =
+    "update reservations set status = $1, closed_at_ms = $2 where id = $3 and status = 'active'";
 
 /// Active reservations whose time is up.
 pub async fn due(db: &Db, now_ms: i64) -> Result<Vec<ReservationRow>, Error> {

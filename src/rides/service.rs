@@ -8,13 +8,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::commands::{self, CommandKind};
-use super::reservations;
+use super::commands::{self, CommandKind, NewCommand};
 use super::store::{self, Hold, NewRide, RideBill, RideRow};
+use super::{on_postgres, on_sqlite, reservations};
 use super::{unlock_refusal, UnlockFacts, UnlockRefusal};
 use crate::app::AppState;
 use crate::billing::{self, RideCharge};
-use crate::db::{is_unique_violation, Conn};
+use crate::db::{is_unique_violation, raw, Conn, Db};
 use crate::error::Error;
 use crate::fleet::{self, Event, ScooterState};
 use crate::{db_transaction, db_write};
@@ -27,7 +27,7 @@ fn not_found() -> Error {
     Error::not_found("not_found", "We could not find this ride.")
 }
 
-fn ride_not_active() -> Error {
+pub(super) fn ride_not_active() -> Error {
     Error::conflict("ride_not_active", "This ride is not in progress any more.")
 }
 
@@ -133,20 +133,95 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         .rider_hold
         .as_ref()
         .filter(|r| r.scooter_id != scooter_id);
-    let started: Result<_, Error> = db_transaction!(&state.db, |tx| {
+    let start = Start {
+        ride: &new,
+        from: situation.stored_state,
+        mine: mine.as_deref(),
+        elsewhere,
+        command: NewCommand::new(
+            scooter_id,
+            Some(&ride_id),
+            CommandKind::Unlock,
+            &json!({}),
+            now_ms,
+        ),
+    };
+    let started = match &state.db {
+        Db::Sqlite { write, .. } => match write.acquire().await {
+            Ok(mut conn) => raw::transaction(&mut conn, |c| on_sqlite::start(c, &start)).await,
+            Err(err) => Err(err.into()),
+        },
+        Db::Postgres(pool) if start.mine.is_none() && start.elsewhere.is_none() => {
+            on_postgres::start(pool, &start).await
+        }
+        Db::Postgres(_) => start_on_pool(state, &start).await,
+    };
+    // A refused unlock's transaction was dropped, uncommitted: nothing of it happened.
+    let (version, freed) = match started {
+        Ok(started) => started,
+        Err(NotStarted::LostRace) => return Err(lost_race(state, rider_id).await),
+        Err(NotStarted::Refused(err)) => return Err(err),
+    };
+    state
+        .fleet
+        .committed_state(scooter_id, ScooterState::OnTrip, version);
+    if let Some((other, version)) = freed {
+        state
+            .fleet
+            .committed_state(&other, ScooterState::Available, version);
+    }
+    // The row just committed, without reading it back.
+    Ok(new.to_row())
+}
+
+/// What an unlock's transaction writes.
+pub(super) struct Start<'a> {
+    pub(super) ride: &'a NewRide<'a>,
+    /// The scooter's state the unlock was judged on.
+    pub(super) from: ScooterState,
+    /// The rider's reservation of this scooter, converted into the ride.
+    pub(super) mine: Option<&'a str>,
+    /// The rider's reservation of another scooter, cancelled.
+    pub(super) elsewhere: Option<&'a Hold>,
+    pub(super) command: NewCommand<'a>,
+}
+
+/// A started ride: the scooter's new state version, and the scooter of a reservation given
+/// up elsewhere with its version.
+pub(super) type Started = (i64, Option<(String, i64)>);
+
+/// Why an unlock's transaction was dropped, uncommitted.
+pub(super) enum NotStarted {
+    /// Another ride of the rider or on the scooter met this one at the unique indexes.
+    LostRace,
+    Refused(Error),
+}
+
+impl From<sqlx::Error> for NotStarted {
+    fn from(err: sqlx::Error) -> Self {
+        NotStarted::Refused(err.into())
+    }
+}
+
+/// The unlock's transaction through the pool, a statement a round trip: on PostgreSQL when
+/// it ends a reservation.
+async fn start_on_pool(state: &AppState, start: &Start<'_>) -> Result<Started, NotStarted> {
+    let now_ms = start.ride.started_at_ms;
+    let scooter_id = start.ride.scooter_id;
+    db_transaction!(&state.db, |tx| {
         let mut conn = Conn::from(&mut *tx);
-        if let Err(err) = store::insert_ride_on(&mut conn, &new).await {
-            return Ok(if is_unique_violation(&err) {
-                UnlockTx::LostRace
+        if let Err(err) = store::insert_ride_on(&mut conn, start.ride).await {
+            return Err(if is_unique_violation(&err) {
+                NotStarted::LostRace
             } else {
-                UnlockTx::Refused(err.into())
+                err.into()
             });
         }
-        if let Some(reservation_id) = &mine {
+        if let Some(reservation_id) = start.mine {
             reservations::close_on(&mut conn, reservation_id, "converted", now_ms).await?;
         }
         let mut freed = None;
-        if let Some(other) = elsewhere {
+        if let Some(other) = start.elsewhere {
             if reservations::close_on(&mut conn, &other.id, "cancelled", now_ms).await? {
                 freed = fleet::store::change_state_on(
                     &mut conn,
@@ -163,53 +238,21 @@ pub async fn unlock(state: &AppState, rider_id: &str, scooter_id: &str) -> Resul
         let changed = fleet::store::change_state_on(
             &mut conn,
             scooter_id,
-            situation.stored_state,
+            start.from,
             ScooterState::OnTrip,
             Event::TripStart,
             now_ms,
         )
         .await?;
         let Some(version) = changed else {
-            return Ok(UnlockTx::Refused(UnlockRefusal::ScooterUnavailable.into()));
+            return Err(NotStarted::Refused(
+                UnlockRefusal::ScooterUnavailable.into(),
+            ));
         };
-        commands::queue_on(
-            &mut conn,
-            scooter_id,
-            Some(&ride_id),
-            CommandKind::Unlock,
-            &json!({}),
-            now_ms,
-        )
-        .await?;
+        commands::queue_new_on(&mut conn, &start.command).await?;
         tx.commit().await?;
-        Ok(UnlockTx::Committed(version, freed))
-    });
-    // A refused unlock's transaction was dropped, uncommitted: nothing of it happened.
-    let (version, freed) = match started? {
-        UnlockTx::Committed(version, freed) => (version, freed),
-        UnlockTx::LostRace => return Err(lost_race(state, rider_id).await),
-        UnlockTx::Refused(err) => return Err(err),
-    };
-    state
-        .fleet
-        .committed_state(scooter_id, ScooterState::OnTrip, version);
-    if let Some((other, version)) = freed {
-        state
-            .fleet
-            .committed_state(&other, ScooterState::Available, version);
-    }
-    // The row just committed, without reading it back.
-    Ok(new.to_row())
-}
-
-/// How an unlock's transaction ended.
-enum UnlockTx {
-    /// Committed: the scooter's new state version, and the scooter of a reservation given
-    /// up elsewhere with its version.
-    Committed(i64, Option<(String, i64)>),
-    /// Another ride of the rider or on the scooter met this one at the unique indexes.
-    LostRace,
-    Refused(Error),
+        Ok((version, freed))
+    })
 }
 
 /// The refusal for an unlock that met another ride at the unique indexes.
@@ -284,80 +327,29 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
     let free_trial_minutes = ride
         .trial_minutes_offered
         .unwrap_or(tariff.free_trial_minutes);
-    let (version, bill) = db_transaction!(&state.db, |tx| {
-        // The charge first (it takes the rider's wallet lock); closing the ride then decides:
-        // when another end got there first, nothing of this transaction commits.
-        let charged = billing::store::charge_ride(
-            Conn::from(&mut *tx),
-            &tariff,
-            &RideCharge {
-                rider_id: &ride.rider_id,
-                ride_id: &ride.id,
-                duration_s,
-                rate_per_minute,
-                vat_rate,
-                free_trial_minutes,
-                at: now,
-            },
-        )
-        .await?;
-        let mut conn = Conn::from(&mut *tx);
-        let bill = RideBill {
-            billed_minutes: charged.breakdown.billed_minutes,
-            amount_cents: billing::to_cents(charged.breakdown.amount),
-            trial_minutes: charged.breakdown.free_trial_minutes,
-            pack_minutes: charged.breakdown.pack_minutes,
-            wallet_cents: billing::to_cents(charged.breakdown.wallet_amount),
-            vat_cents: billing::to_cents(charged.vat),
-            price_per_minute: billing::money(charged.rate),
-            vat_rate: vat_rate.normalize().to_string(),
-            receipt_id: receipt_id.clone(),
-        };
-        let end = store::RideEnd {
-            status: super::RideStatus::Ended,
-            ended_at_ms: now_ms,
-            at: (lat, lon),
+    let finish = Finish {
+        ride,
+        tariff: &tariff,
+        charge: RideCharge {
+            rider_id: &ride.rider_id,
+            ride_id: &ride.id,
             duration_s,
-            cancel_reason: None,
-            bill: Some(&bill),
-        };
-        if !store::close_ride_on(&mut conn, &ride.id, &end).await? {
-            // Dropped uncommitted: nothing of this transaction happens.
-            return Err(ride_not_active());
+            rate_per_minute,
+            vat_rate,
+            free_trial_minutes,
+            at: now,
+        },
+        receipt_id,
+        at: (lat, lon),
+        commands: end_commands(ride, now_ms),
+    };
+    let (version, bill) = match &state.db {
+        Db::Sqlite { write, .. } => {
+            let mut conn = write.acquire().await?;
+            raw::transaction(&mut conn, |c| on_sqlite::finish(c, &finish)).await?
         }
-        let version = fleet::store::change_state_on(
-            &mut conn,
-            &ride.scooter_id,
-            ScooterState::OnTrip,
-            ScooterState::Available,
-            Event::TripEnd,
-            now_ms,
-        )
-        .await?;
-        if ride.speed_limit_kmh.is_some() {
-            // The next rider may ride where no limit applies.
-            commands::queue_on(
-                &mut conn,
-                &ride.scooter_id,
-                Some(&ride.id),
-                CommandKind::SpeedLimit,
-                &json!({ "max_speed_kmh": null }),
-                now_ms,
-            )
-            .await?;
-        }
-        commands::queue_on(
-            &mut conn,
-            &ride.scooter_id,
-            Some(&ride.id),
-            CommandKind::Lock,
-            &json!({}),
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, Error>((version, bill))
-    })?;
+        Db::Postgres(pool) => on_postgres::finish(pool, &finish).await?,
+    };
     match version {
         Some(version) => {
             state
@@ -386,6 +378,74 @@ async fn finish(state: &AppState, ride: &RideRow, lat: f64, lon: f64) -> Result<
         vat_rate: Some(bill.vat_rate),
         ..ride.clone()
     })
+}
+
+/// What a ride's end writes.
+pub(super) struct Finish<'a> {
+    pub(super) ride: &'a RideRow,
+    pub(super) tariff: &'a billing::Tariff,
+    pub(super) charge: RideCharge<'a>,
+    pub(super) receipt_id: String,
+    /// Where the ride ends.
+    pub(super) at: (f64, f64),
+    /// The commands the scooter gets, in order.
+    pub(super) commands: Vec<NewCommand<'a>>,
+}
+
+/// An ended ride: its scooter's new state version (`None` when it was not on a trip), and
+/// its bill.
+pub(super) type Finished = (Option<i64>, RideBill);
+
+impl Finish<'_> {
+    /// The bill of `charged`, as the ride row keeps it.
+    pub(super) fn bill(&self, charged: &billing::store::ChargedRide) -> RideBill {
+        RideBill {
+            billed_minutes: charged.breakdown.billed_minutes,
+            amount_cents: billing::to_cents(charged.breakdown.amount),
+            trial_minutes: charged.breakdown.free_trial_minutes,
+            pack_minutes: charged.breakdown.pack_minutes,
+            wallet_cents: billing::to_cents(charged.breakdown.wallet_amount),
+            vat_cents: billing::to_cents(charged.vat),
+            price_per_minute: billing::money(charged.rate),
+            vat_rate: self.charge.vat_rate.normalize().to_string(),
+            receipt_id: self.receipt_id.clone(),
+        }
+    }
+
+    /// The ride's end, billed `bill`.
+    pub(super) fn end<'b>(&self, bill: &'b RideBill) -> store::RideEnd<'b> {
+        store::RideEnd {
+            status: super::RideStatus::Ended,
+            ended_at_ms: self.charge.at.timestamp_millis(),
+            at: self.at,
+            duration_s: self.charge.duration_s,
+            cancel_reason: None,
+            bill: Some(bill),
+        }
+    }
+}
+
+/// The `lock` command, after lifting a speed limit the ride had: the next rider may ride
+/// where no limit applies.
+fn end_commands(ride: &RideRow, now_ms: i64) -> Vec<NewCommand<'_>> {
+    let mut commands = Vec::with_capacity(2);
+    if ride.speed_limit_kmh.is_some() {
+        commands.push(NewCommand::new(
+            &ride.scooter_id,
+            Some(&ride.id),
+            CommandKind::SpeedLimit,
+            &json!({ "max_speed_kmh": null }),
+            now_ms,
+        ));
+    }
+    commands.push(NewCommand::new(
+        &ride.scooter_id,
+        Some(&ride.id),
+        CommandKind::Lock,
+        &json!({}),
+        now_ms,
+    ));
+    commands
 }
 
 /// Cancels, unbilled, a ride whose scooter never confirmed its unlock. Does nothing when

@@ -3,7 +3,7 @@
 //! Functions ending in `_on` run on a connection of a transaction the caller opened, so a
 //! ride's rows, the scooter's state and the charge commit together.
 
-use crate::db::{Conn, Db};
+use crate::db::{raw, Conn, Db};
 use crate::error::Error;
 use crate::{conn_run, db_run, db_write};
 
@@ -228,28 +228,69 @@ impl NewRide<'_> {
     }
 }
 
+/// An active ride: `$1` id, `$2` rider, `$3` scooter, `$4` start, `$5` lat, `$6` lon, `$7`
+/// price per minute, `$8` currency, `$9` VAT rate, `$10` trial minutes offered. A `select`,
+/// so that a chained statement may follow it with `from` the rows it depends on.
+pub(crate) const INSERT_RIDE: &str = "insert into rides (id, rider_id, scooter_id, status, \
+     started_at_ms, start_lat, start_lon, price_per_minute, currency, vat_rate, \
+     trial_minutes_offered) \
+     select $1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10";
+
+impl NewRide<'_> {
+    /// The values of [`INSERT_RIDE`], in order.
+    pub fn args(&self) -> [&dyn rusqlite::ToSql; 10] {
+        [
+            &self.id,
+            &self.rider_id,
+            &self.scooter_id,
+            &self.started_at_ms,
+            &self.lat,
+            &self.lon,
+            &self.price_per_minute,
+            &self.currency,
+            &self.vat_rate,
+            &self.trial_minutes_offered,
+        ]
+    }
+
+    /// [`INSERT_RIDE`]'s values bound to `query`, in order.
+    pub fn bind<'q, DB: sqlx::Database>(
+        &'q self,
+        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.id)
+            .bind(self.rider_id)
+            .bind(self.scooter_id)
+            .bind(self.started_at_ms)
+            .bind(self.lat)
+            .bind(self.lon)
+            .bind(self.price_per_minute)
+            .bind(self.currency)
+            .bind(self.vat_rate)
+            .bind(self.trial_minutes_offered)
+    }
+}
+
 /// Inserts an active ride; a unique violation means the rider or the scooter already has one.
 pub async fn insert_ride_on(conn: &mut Conn<'_>, ride: &NewRide<'_>) -> Result<(), sqlx::Error> {
-    conn_run!(conn, |c| {
-        sqlx::query(
-            "insert into rides (id, rider_id, scooter_id, status, started_at_ms, start_lat, \
-             start_lon, price_per_minute, currency, vat_rate, trial_minutes_offered) \
-             values ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(ride.id)
-        .bind(ride.rider_id)
-        .bind(ride.scooter_id)
-        .bind(ride.started_at_ms)
-        .bind(ride.lat)
-        .bind(ride.lon)
-        .bind(ride.price_per_minute)
-        .bind(ride.currency)
-        .bind(ride.vat_rate)
-        .bind(ride.trial_minutes_offered)
+    conn_run!(conn, |c| ride
+        .bind(sqlx::query(INSERT_RIDE))
         .execute(&mut *c)
         .await
+        .map(|_| ()))
+}
+
+/// [`insert_ride_on`] on a SQLite handle.
+pub fn insert_ride_raw(c: &rusqlite::Connection, ride: &NewRide<'_>) -> Result<(), sqlx::Error> {
+    raw::execute(c, INSERT_RIDE, &ride.args())
         .map(|_| ())
-    })
+        .map_err(raw::into_sqlx)
 }
 
 /// How a ride ends: `ended` with its bill, or `cancelled` with the reason.
@@ -278,6 +319,110 @@ pub struct RideBill {
     pub receipt_id: String,
 }
 
+/// Closes an active ride: `$1` status, `$2` end, `$3`/`$4` lat/lon, `$5` duration, `$6`
+/// cancel reason, `$7`–`$15` the bill (see [`RideEnd::args`]), `$16` the ride.
+pub(crate) const CLOSE_RIDE: &str = "update rides set status = $1, ended_at_ms = $2, \
+     end_lat = $3, end_lon = $4, duration_s = $5, cancel_reason = $6, billed_minutes = $7, \
+     amount_cents = $8, trial_minutes = $9, pack_minutes = $10, wallet_cents = $11, \
+     vat_cents = $12, price_per_minute = coalesce($13, price_per_minute), receipt_id = $14, \
+     vat_rate = $15 where id = $16 and status = 'active'";
+
+/// A closed ride's values, as [`CLOSE_RIDE`] binds them.
+#[derive(Debug)]
+pub struct EndValues<'a> {
+    status: &'static str,
+    ended_at_ms: i64,
+    lat: f64,
+    lon: f64,
+    duration_s: i64,
+    cancel_reason: Option<&'a str>,
+    billed_minutes: Option<i64>,
+    amount_cents: Option<i64>,
+    trial_minutes: Option<i64>,
+    pack_minutes: Option<i64>,
+    wallet_cents: Option<i64>,
+    vat_cents: Option<i64>,
+    price_per_minute: Option<&'a str>,
+    receipt_id: Option<&'a str>,
+    vat_rate: Option<&'a str>,
+}
+
+impl<'a> RideEnd<'a> {
+    pub fn values(&self) -> EndValues<'a> {
+        let bill = self.bill;
+        EndValues {
+            status: self.status.as_str(),
+            ended_at_ms: self.ended_at_ms,
+            lat: self.at.0,
+            lon: self.at.1,
+            duration_s: self.duration_s,
+            cancel_reason: self.cancel_reason,
+            billed_minutes: bill.map(|b| b.billed_minutes),
+            amount_cents: bill.map(|b| b.amount_cents),
+            trial_minutes: bill.map(|b| b.trial_minutes),
+            pack_minutes: bill.map(|b| b.pack_minutes),
+            wallet_cents: bill.map(|b| b.wallet_cents),
+            vat_cents: bill.map(|b| b.vat_cents),
+            price_per_minute: bill.map(|b| b.price_per_minute.as_str()),
+            receipt_id: bill.map(|b| b.receipt_id.as_str()),
+            vat_rate: bill.map(|b| b.vat_rate.as_str()),
+        }
+    }
+}
+
+impl EndValues<'_> {
+    /// `$1`–`$15` of [`CLOSE_RIDE`], in order.
+    pub fn args(&self) -> [&dyn rusqlite::ToSql; 15] {
+        [
+            &self.status,
+            &self.ended_at_ms,
+            &self.lat,
+            &self.lon,
+            &self.duration_s,
+            &self.cancel_reason,
+            &self.billed_minutes,
+            &self.amount_cents,
+            &self.trial_minutes,
+            &self.pack_minutes,
+            &self.wallet_cents,
+            &self.vat_cents,
+            &self.price_per_minute,
+            &self.receipt_id,
+            &self.vat_rate,
+        ]
+    }
+
+    /// `$1`–`$15` of [`CLOSE_RIDE`] bound to `query`, in order.
+    pub fn bind<'q, DB: sqlx::Database>(
+        &'q self,
+        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.status)
+            .bind(self.ended_at_ms)
+            .bind(self.lat)
+            .bind(self.lon)
+            .bind(self.duration_s)
+            .bind(self.cancel_reason)
+            .bind(self.billed_minutes)
+            .bind(self.amount_cents)
+            .bind(self.trial_minutes)
+            .bind(self.pack_minutes)
+            .bind(self.wallet_cents)
+            .bind(self.vat_cents)
+            .bind(self.price_per_minute)
+            .bind(self.receipt_id)
+            .bind(self.vat_rate)
+    }
+}
+
 /// Closes an active ride, with its bill when it has one, in one statement; false when it
 /// was no longer active.
 pub async fn close_ride_on(
@@ -285,35 +430,27 @@ pub async fn close_ride_on(
     ride_id: &str,
     end: &RideEnd<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let bill = end.bill;
+    let values = end.values();
     conn_run!(conn, |c| {
-        sqlx::query(
-            "update rides set status = $1, ended_at_ms = $2, end_lat = $3, end_lon = $4, \
-             duration_s = $5, cancel_reason = $6, billed_minutes = $7, amount_cents = $8, \
-             trial_minutes = $9, pack_minutes = $10, wallet_cents = $11, vat_cents = $12, \
-             price_per_minute = coalesce($13, price_per_minute), receipt_id = $14, \
-             vat_rate = $15 where id = $16 and status = 'active'",
-        )
-        .bind(end.status.as_str())
-        .bind(end.ended_at_ms)
-        .bind(end.at.0)
-        .bind(end.at.1)
-        .bind(end.duration_s)
-        .bind(end.cancel_reason)
-        .bind(bill.map(|b| b.billed_minutes))
-        .bind(bill.map(|b| b.amount_cents))
-        .bind(bill.map(|b| b.trial_minutes))
-        .bind(bill.map(|b| b.pack_minutes))
-        .bind(bill.map(|b| b.wallet_cents))
-        .bind(bill.map(|b| b.vat_cents))
-        .bind(bill.map(|b| b.price_per_minute.as_str()))
-        .bind(bill.map(|b| b.receipt_id.as_str()))
-        .bind(bill.map(|b| b.vat_rate.as_str()))
-        .bind(ride_id)
-        .execute(&mut *c)
-        .await
-        .map(|done| done.rows_affected() == 1)
+        values
+            .bind(sqlx::query(CLOSE_RIDE))
+            .bind(ride_id)
+            .execute(&mut *c)
+            .await
+            .map(|done| done.rows_affected() == 1)
     })
+}
+
+/// [`close_ride_on`] on a SQLite handle.
+pub fn close_ride_raw(
+    c: &rusqlite::Connection,
+    ride_id: &str,
+    end: &RideEnd<'_>,
+) -> rusqlite::Result<bool> {
+    let values = end.values();
+    let mut args = values.args().to_vec();
+    args.push(&ride_id);
+    Ok(raw::execute(c, CLOSE_RIDE, &args)? == 1)
 }
 
 /// Records something that happened during a ride.
