@@ -91,6 +91,44 @@ async fn burst(s: &TestServer, reports: Vec<ScooterReport>, in_flight: usize) ->
     took
 }
 
+/// Registers `ids` as the operator, eight at a time, the `i`th at `place(i)`, at 40 km;
+/// their device tokens, in order.
+async fn register_all(
+    s: &TestServer,
+    op: &str,
+    ids: &[String],
+    place: impl Fn(usize) -> (f64, f64) + Copy,
+) -> Vec<String> {
+    let lane = ids.len().div_ceil(8).max(1);
+    let registering = ids.chunks(lane).enumerate().map(|(c, chunk)| async move {
+        let mut tokens = Vec::new();
+        for (j, id) in chunk.iter().enumerate() {
+            let (lat, lon) = place(c * lane + j);
+            tokens.push(register(s, op, id, lat, lon, 40.0).await);
+        }
+        tokens
+    });
+    futures_util::future::join_all(registering)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Stops a telemetry load; the points/s it stored since `(stored_before, started)`.
+async fn stop_load(
+    load: tokio::task::JoinHandle<()>,
+    stop: &AtomicBool,
+    stored: &AtomicU64,
+    (stored_before, started): (u64, Instant),
+) -> f64 {
+    let rate =
+        (stored.load(Ordering::Relaxed) - stored_before) as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    load.await.expect("load");
+    rate
+}
+
 fn quantiles(mut latencies: Vec<Duration>) -> String {
     latencies.sort();
     let at = |q: f64| latencies[((q * latencies.len() as f64).ceil() as usize).max(1) - 1];
@@ -219,15 +257,7 @@ async fn measure_latency_under_telemetry_load() {
         crews(&s, 30).await;
         let op = s.operator_token().await;
         let ids: Vec<String> = (0..200 + PROBES).map(|i| format!("SC-{i:05}")).collect();
-        let registering = ids.chunks(ids.len().div_ceil(8)).map(|chunk| {
-            let (s, op) = (&s, &op);
-            async move {
-                for id in chunk {
-                    register(s, op, id, CENTER.0, CENTER.1, 40.0).await;
-                }
-            }
-        });
-        futures_util::future::join_all(registering).await;
+        register_all(&s, &op, &ids, |_| CENTER).await;
         let ids: Vec<Arc<str>> = ids.into_iter().map(Arc::from).collect();
         let (load_ids, probe_ids) = ids.split_at(200);
         let first_ms = s.clock.now().timestamp_millis() + 1;
@@ -286,10 +316,7 @@ async fn measure_latency_under_telemetry_load() {
                 .expect("low point");
             end_to_end.push(began.elapsed());
         }
-        let rate = (stored.load(Ordering::Relaxed) - stored_before) as f64
-            / started.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        load.await.expect("load");
+        let rate = stop_load(load, &stop, &stored, (stored_before, started)).await;
         assert_eq!(
             assigned_tasks(&s).await - assigned_before,
             PROBES as i64,
@@ -344,20 +371,9 @@ async fn measure_latency_through_http() {
         let ids: Vec<String> = (0..LOAD_SCOOTERS + PROBES)
             .map(|i| format!("SC-{i:05}"))
             .collect();
-        let registering = ids.chunks(ids.len().div_ceil(8)).map(|chunk| {
-            let (s, op) = (&s, &op);
-            async move {
-                let mut tokens = Vec::new();
-                for id in chunk {
-                    tokens.push(register(s, op, id, CENTER.0, CENTER.1, 40.0).await);
-                }
-                tokens
-            }
-        });
-        let tokens: Vec<Arc<str>> = futures_util::future::join_all(registering)
+        let tokens: Vec<Arc<str>> = register_all(&s, &op, &ids, |_| CENTER)
             .await
             .into_iter()
-            .flatten()
             .map(Arc::from)
             .collect();
         let (load_devices, probe_devices) = tokens.split_at(LOAD_SCOOTERS);
@@ -412,10 +428,7 @@ async fn measure_latency_through_http() {
             assert!(post_telemetry(&s, device, body).await, "low point accepted");
             latencies.push(began.elapsed());
         }
-        let rate = (stored.load(Ordering::Relaxed) - stored_before) as f64
-            / started.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        load.await.expect("load");
+        let rate = stop_load(load, &stop, &stored, (stored_before, started)).await;
         assert_eq!(
             assigned_tasks(&s).await - assigned_before,
             PROBES as i64,
@@ -450,19 +463,10 @@ async fn http_burst(s: &TestServer, op: &str, recorded_at_ms: i64) -> Duration {
     const BURST: usize = 10_000;
     const IN_FLIGHT: usize = 512;
     let ids: Vec<String> = (0..BURST).map(|i| format!("BU-{i:05}")).collect();
-    let registering = ids.chunks(BURST / 16).map(|chunk| async move {
-        let mut tokens = Vec::new();
-        for (i, id) in chunk.iter().enumerate() {
-            let lat = CENTER.0 + (i % 100) as f64 * 0.001;
-            tokens.push(register(s, op, id, lat, CENTER.1, 40.0).await);
-        }
-        tokens
-    });
-    let devices: Vec<String> = futures_util::future::join_all(registering)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let devices = register_all(s, op, &ids, |i| {
+        (CENTER.0 + (i % 100) as f64 * 0.001, CENTER.1)
+    })
+    .await;
     let before = assigned_tasks(s).await;
     let started = Instant::now();
     let lanes = (0..IN_FLIGHT).map(|lane| {
