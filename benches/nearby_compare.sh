@@ -29,8 +29,8 @@ HELLO_BIND=127.0.0.1:$HELLO_PORT "$hello_bin" >/dev/null 2>&1 &
 hello=$!
 
 cp benches/nearby.lua "$work/nearby.lua"
-# The same queries paced: each of 60 connections waits 3 ms after every answer, which offers
-# about 20,000 requests/s when answers are quick (wrk has no open-loop mode, so a stall
+# The same queries paced: each of 72 connections waits 3 ms after every answer, which offers
+# about 21,000 requests/s when answers take 0.4 ms (wrk has no open-loop mode, so a stall
 # lowers the offered rate instead of queueing: the tail it reports is a lower bound).
 { cat "$work/nearby.lua"; echo 'delay = function() return 3 end'; } > "$work/paced.lua"
 
@@ -85,7 +85,7 @@ PY
     printf '| start-up, %s scooters (SQLite) | %.2f s to healthy | RSS %s MiB | |\n' "$n" \
         "$(echo "$ready - $started" | bc)" "$((rss / 1024))"
     run_wrk "nearby, $n scooters" "http://127.0.0.1:$PORT" "$work/nearby.lua"
-    CONNECTIONS=60 run_wrk "nearby, $n scooters, paced (~20k req/s offered)" "http://127.0.0.1:$PORT" "$work/paced.lua"
+    CONNECTIONS=72 run_wrk "nearby, $n scooters, paced (~21k req/s offered)" "http://127.0.0.1:$PORT" "$work/paced.lua"
     redis-cli del scootfleet:bench:fleet >/dev/null
     redis-cli --pipe <"$work/redis.txt" >/dev/null
     # Redis slows down sharply with the fleet's size: fewer requests keep the run short.
