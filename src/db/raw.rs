@@ -74,9 +74,17 @@ pub fn bound<'c>(
     args: &[&dyn ToSql],
 ) -> rusqlite::Result<Statement<'c>> {
     let mut stmt = c.prepare(sql)?;
-    for (i, arg) in args.iter().enumerate() {
-        if let Some(index) = stmt.parameter_index(&format!("${}", i + 1))? {
-            stmt.raw_bind_parameter(index, *arg)?;
+    // Each of the statement's parameters by its number: no name built per argument, and a
+    // parameter without its argument is an error rather than a silent null.
+    for index in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(index).unwrap_or("?");
+        let arg = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| args.get(n.checked_sub(1)?));
+        match arg {
+            Some(arg) => stmt.raw_bind_parameter(index, *arg)?,
+            None => return Err(rusqlite::Error::InvalidParameterName(name.to_owned())),
         }
     }
     Ok(stmt)
@@ -249,5 +257,19 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(version.as_deref(), Some("aa"));
+    }
+
+    #[test]
+    fn a_parameter_without_its_argument_is_refused() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let err = bound(&c, "select $1, $2", &[&1]).expect_err("refused");
+        assert!(
+            matches!(&err, rusqlite::Error::InvalidParameterName(name) if name == "$2"),
+            "{err}"
+        );
+        let v: i64 = query_row(&c, "select $2 - $1", &[&1, &5], |r| r.get(0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, 4, "bound by number, whatever the order they appear in");
     }
 }
