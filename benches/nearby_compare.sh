@@ -4,6 +4,11 @@
 #
 #   bash benches/nearby_compare.sh            # needs wrk (apt-get install wrk) and Redis on :6379
 #
+# With oha (`cargo install oha`) on the PATH, each size also gets an open-loop run: 20,000
+# requests/s offered on a fixed schedule whatever the answers do, the latency of each
+# counted from when it was due (`--latency-correction`), so a stall shows in the tail
+# instead of lowering the offered rate as it does under wrk.
+#
 # The server is the optimised build with an embedded SQLite database in a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +16,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 SIZES=${SIZES:-"100000 1000000"}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
+OFFERED=${OFFERED:-20000}
 PORT=18181
 HELLO_PORT=18182
 work=$(mktemp -d)
@@ -86,6 +92,16 @@ PY
         "$(echo "$ready - $started" | bc)" "$((rss / 1024))"
     run_wrk "nearby, $n scooters" "http://127.0.0.1:$PORT" "$work/nearby.lua"
     CONNECTIONS=72 run_wrk "nearby, $n scooters, paced (~21k req/s offered)" "http://127.0.0.1:$PORT" "$work/paced.lua"
+    if command -v oha >/dev/null; then
+        oha --no-tui -z "$DURATION" -q "$OFFERED" --latency-correction -c 256 --output-format json \
+            --rand-regex-url "http://127.0.0.1:$PORT/v1/scooters/nearby\\?lat=48\\.8[3-7][0-9]{3}&lon=2\\.(2[89]|3[0-9])[0-9]{3}&radius_m=500&limit=10" |
+            python3 -c 'import json, sys
+d = json.load(sys.stdin)
+codes = d["statusCodeDistribution"]
+rps, p = d["summary"]["requestsPerSec"], d["latencyPercentiles"]
+print("| nearby, %s scooters, open loop (%s req/s offered, oha) | %.0f req/s, %d of %d answered 200 | p50 %.2fms | p99 %.2fms |"
+      % (sys.argv[1], sys.argv[2], rps, codes.get("200", 0), sum(codes.values()), p["p50"] * 1000, p["p99"] * 1000))' "$n" "$OFFERED"
+    fi
     redis-cli del scootfleet:bench:fleet >/dev/null
     redis-cli --pipe <"$work/redis.txt" >/dev/null
     # Redis slows down sharply with the fleet's size: fewer requests keep the run short.

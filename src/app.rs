@@ -23,9 +23,21 @@ use crate::{
     accounts, billing, console, crews, dispatch, error, feeds, fleet, ops, rides, telemetry, zones,
 };
 
-/// Everything a request handler may need, cheap to clone.
+/// Everything a request handler may need, cheap to clone: one shared [`Services`], so a
+/// clone per request is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub db: Db,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
@@ -95,7 +107,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let hours = zones::Hours::new(hours_version, hours);
 
     let login_limiter = accounts::LoginLimiter::new(&config);
-    let fleet = fleet::Fleet::load(&db, config.rental_floor_km).await?;
+    let fleet = fleet::Fleet::load(&db, config.rental_floor_km, config.telemetry_writers).await?;
     tracing::info!(scooters = fleet.read().len(), "live fleet index built");
     let configured = billing::Tariff::from_config(&config)?;
     let tariff = billing::tariff_store::load(&db, &configured).await?;
@@ -109,7 +121,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let crews = crews::Crews::load(&db).await.context("loading crews")?;
     let dispatcher =
         dispatch::Dispatcher::new(std::time::Duration::from_secs(config.dispatch.memory_secs));
-    Ok(AppState {
+    Ok(AppState(Arc::new(Services {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
@@ -124,7 +136,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         dispatch: Arc::new(dispatcher),
         public_ids: Arc::new(feeds::PublicIds::default()),
         stopping: Arc::new(watch::Sender::new(false)),
-    })
+    })))
 }
 
 #[derive(OpenApi)]

@@ -106,6 +106,11 @@ pub struct Config {
     #[arg(long, env = "SCOOTFLEET_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// Telemetry writers committing side by side, each for its own share of the scooters
+    /// (PostgreSQL; SQLite always has one). Default: 1
+    #[arg(long, env = "SCOOTFLEET_TELEMETRY_WRITERS")]
+    pub telemetry_writers: Option<u16>,
+
     /// How long a reservation holds a scooter, in minutes.
     #[arg(long, env = "SCOOTFLEET_RESERVATION_MINUTES", default_value_t = 10)]
     pub reservation_minutes: u32,

@@ -2,7 +2,8 @@
 //! position, and the battery-swap tasks they call for, in one transaction.
 //!
 //! On PostgreSQL that is one statement for the points and the scooters (array parameters,
-//! whatever the group's size), then dispatch's statements when there are tasks. On SQLite the rows are written on the
+//! whatever the group's size), its own transaction, or followed by dispatch's statements in
+//! one when there are tasks. On SQLite the rows are written on the
 //! writer connection's own handle ([`crate::db::raw`]), one prepared statement run row by
 //! row: the group costs one hand-off to SQLite's thread instead of one per statement, and
 //! no statement is prepared anew for each group size.
@@ -149,8 +150,7 @@ async fn on_postgres(
     let column = |f: fn(&Reading) -> f64| points().map(|(_, p)| f(p)).collect::<Vec<f64>>();
     let newest_column =
         |f: fn(&Reading) -> f64| newest.iter().map(|(_, p)| f(p)).collect::<Vec<f64>>();
-    let mut tx = pool.begin().await?;
-    sqlx::query(COMMIT_POINTS_POSTGRES)
+    let query = sqlx::query(COMMIT_POINTS_POSTGRES)
         .bind(points().map(|(g, _)| g.scooter_id).collect::<Vec<&str>>())
         .bind(
             points()
@@ -181,11 +181,13 @@ async fn on_postgres(
                 .iter()
                 .map(|(_, p)| p.recorded_at_ms)
                 .collect::<Vec<i64>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
-    if let Some(tasks) = tasks {
-        tasks.store_on(&mut Conn::from(&mut *tx)).await?;
-    }
+        );
+    let Some(tasks) = tasks else {
+        // One statement is its own transaction: no `begin` and `commit` round trips.
+        return query.execute(pool).await.map(drop);
+    };
+    let mut tx = pool.begin().await?;
+    query.execute(&mut *tx).await?;
+    tasks.store_on(&mut Conn::from(&mut *tx)).await?;
     tx.commit().await
 }

@@ -1,6 +1,7 @@
 //! `Fleet`: the live index behind a lock, the telemetry writer's inbox, the change feed,
 //! and the one way every domain changes a scooter's state.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
@@ -14,8 +15,13 @@ use super::{store, transition, Event, Reading, ScooterState};
 use crate::db::Db;
 use crate::error::Error;
 
-/// How many requests may wait for the telemetry writer before senders wait too.
+/// How many requests may wait for each telemetry writer before senders wait too.
 const WRITER_QUEUE: usize = 4096;
+
+/// How many telemetry writers commit side by side on PostgreSQL unless configured, each for
+/// its own share of the scooters. SQLite has one writer at a time whatever we do, so it
+/// gets one.
+const POSTGRES_WRITERS: usize = 1;
 
 /// How far back each pass of [`Fleet::follow_states`] looks, in events.
 const STATE_LOOKBACK: i64 = 500;
@@ -30,8 +36,13 @@ const CHANGE_FEED: usize = 16_384;
 pub struct Fleet {
     live: RwLock<LiveIndex>,
     changes: broadcast::Sender<FleetChange>,
-    writer: mpsc::Sender<Job>,
-    writer_inbox: Mutex<Option<mpsc::Receiver<Job>>>,
+    /// One inbox per telemetry writer; a scooter's points always go to the same one, so
+    /// two writers never touch the same scooter's rows and each scooter's points are
+    /// stored and shown in the order they came.
+    writers: Vec<mpsc::Sender<Job>>,
+    writer_inboxes: Mutex<Vec<mpsc::Receiver<Job>>>,
+    /// The event id up to which [`Fleet::adopt_new`] has looked for new scooters.
+    adopted_through: AtomicI64,
     /// The least range, in km, a scooter needs to be rented.
     pub rental_floor_km: f64,
 }
@@ -53,10 +64,20 @@ pub struct Registered {
     pub device_token: String,
 }
 
+/// Which of `lanes` telemetry writers takes `scooter_id`'s points: always the same one.
+fn lane(scooter_id: &str, lanes: usize) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(scooter_id);
+    (hash % lanes as u64) as usize
+}
+
 impl Fleet {
     /// The fleet as the database has it: the live index is rebuilt from every stored scooter.
-    pub async fn load(db: &Db, rental_floor_km: f64) -> anyhow::Result<Self> {
+    /// On PostgreSQL, `writers` telemetry writers commit side by side.
+    pub async fn load(db: &Db, rental_floor_km: f64, writers: Option<u16>) -> anyhow::Result<Self> {
         let started = Instant::now();
+        let adopted_through = store::newest_event_id(db).await?;
         // Counted first, so that each part of the index is allocated once, at its size.
         let count = store::count_scooters(db).await?;
         let mut builder = IndexBuilder::with_capacity(usize::try_from(count).unwrap_or(0));
@@ -74,33 +95,46 @@ impl Fleet {
             build_ms = (started.elapsed() - read).as_millis() as u64,
             "live index loaded"
         );
-        let (writer, inbox) = mpsc::channel(WRITER_QUEUE);
+        let lanes = match db {
+            Db::Sqlite { .. } => 1,
+            Db::Postgres(_) => writers.map_or(POSTGRES_WRITERS, usize::from).max(1),
+        };
+        let (writers, inboxes) = (0..lanes).map(|_| mpsc::channel(WRITER_QUEUE)).unzip();
         let (changes, _) = broadcast::channel(CHANGE_FEED);
         Ok(Fleet {
             live: RwLock::new(live),
             changes,
-            writer,
-            writer_inbox: Mutex::new(Some(inbox)),
+            writers,
+            writer_inboxes: Mutex::new(inboxes),
+            adopted_through: AtomicI64::new(adopted_through),
             rental_floor_km,
         })
     }
 
     /// Takes in scooters registered in the database by someone else (a `scooters import`,
-    /// another server); returns how many. Cheap when there are none: one count.
+    /// another server); returns how many. Cheap when there are none: one count. Otherwise
+    /// only the scooters dropped off since the last look are read (event ids are handed out
+    /// before commit, so it looks [`STATE_LOOKBACK`] events further back); the whole fleet
+    /// is read only if some are still missing after that.
     pub async fn adopt_new(&self, db: &Db) -> anyhow::Result<usize> {
         let stored = store::count_scooters(db).await?;
         if stored <= self.read().len() as i64 {
             return Ok(0);
         }
         let mut new = Vec::new();
-        store::each_scooter(db, |row| {
-            if self.read().record(row.scooter_id).is_none() {
-                let (record, token_hash) = stored_scooter(&row)?;
-                new.push((Scooter::new(row.scooter_id, &record), token_hash));
-            }
-            Ok::<_, anyhow::Error>(())
-        })
-        .await?;
+        let looked = self.adopted_through.load(Ordering::Relaxed);
+        let newest = store::newest_event_id(db).await?;
+        let after = looked.saturating_sub(STATE_LOOKBACK);
+        store::each_scooter_dropped_off(db, after, newest, |row| self.unknown(&row, &mut new))
+            .await?;
+        if ((self.read().len() + new.len()) as i64) < stored {
+            tracing::info!(
+                "new scooters beyond the event log's recent part: reading every scooter"
+            );
+            new.clear();
+            store::each_scooter(db, |row| self.unknown(&row, &mut new)).await?;
+        }
+        self.adopted_through.fetch_max(newest, Ordering::Relaxed);
         let mut adopted = 0;
         for (scooter, hash) in new {
             if self.write().insert(scooter.clone(), hash) {
@@ -109,6 +143,19 @@ impl Fleet {
             }
         }
         Ok(adopted)
+    }
+
+    /// `row`'s scooter pushed to `new` if the live index does not have it.
+    fn unknown(
+        &self,
+        row: &store::ScooterRow<'_>,
+        new: &mut Vec<(Scooter, [u8; 32])>,
+    ) -> anyhow::Result<()> {
+        if self.read().record(row.scooter_id).is_none() {
+            let (record, token_hash) = stored_scooter(row)?;
+            new.push((Scooter::new(row.scooter_id, &record), token_hash));
+        }
+        Ok(())
     }
 
     /// Takes in the state changes other servers sharing the database made since event
@@ -263,13 +310,14 @@ impl Fleet {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let (ack, done) = oneshot::channel();
+        let writer = &self.writers[lane(&scooter_id, self.writers.len())];
         let job = Job {
             scooter_id,
             points,
             received_at_ms: now.timestamp_millis(),
             ack,
         };
-        self.writer
+        writer
             .send(job)
             .await
             .map_err(|_| Error::Internal(anyhow::anyhow!("the telemetry writer has stopped")))?;
@@ -278,12 +326,14 @@ impl Fleet {
             .map_err(|cause| Error::Internal(anyhow::anyhow!("storing telemetry: {cause}")))
     }
 
-    /// The telemetry writer's inbox, taken once by the worker that drains it.
-    pub(super) fn take_writer_inbox(&self) -> Option<mpsc::Receiver<Job>> {
-        self.writer_inbox
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+    /// The telemetry writers' inboxes, taken once by the workers that drain them.
+    pub(super) fn take_writer_inboxes(&self) -> Vec<mpsc::Receiver<Job>> {
+        std::mem::take(
+            &mut *self
+                .writer_inboxes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     /// Shows committed points in the live view (called by the writer after its commit).
@@ -394,7 +444,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("fleet.db").display());
         let db = Db::connect(&url, 4).await.unwrap();
         db.migrate().await.unwrap();
-        (Fleet::load(&db, 5.0).await.unwrap(), db, dir)
+        (Fleet::load(&db, 5.0, None).await.unwrap(), db, dir)
     }
 
     fn reading(at_ms: i64) -> Reading {
@@ -448,7 +498,7 @@ mod tests {
             .unwrap();
         let now = DateTime::from_timestamp_millis(2_000).unwrap();
         // Another server on the same database starts a trip the live view has not seen.
-        let other = Fleet::load(&db, 5.0).await.unwrap();
+        let other = Fleet::load(&db, 5.0, None).await.unwrap();
         other
             .change_state(&db, "CS-1", Event::TripStart, now)
             .await

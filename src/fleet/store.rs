@@ -3,7 +3,6 @@
 use std::sync::LazyLock;
 
 use futures_util::TryStreamExt;
-use sqlx::Row;
 
 use super::{Event, Reading, Reason, ScooterState};
 use crate::db::{is_unique_violation, raw, Conn, Db};
@@ -230,6 +229,45 @@ pub async fn each_scooter<E: From<sqlx::Error>>(
     }
 }
 
+/// The scooters registered (or dropped off again) by events after `after_id` up to
+/// `through_id`, handed to `take` as [`each_scooter`] does: what
+/// [`super::Fleet::adopt_new`] reads instead of the whole fleet.
+pub async fn each_scooter_dropped_off<E: From<sqlx::Error>>(
+    db: &Db,
+    after_id: i64,
+    through_id: i64,
+    mut take: impl FnMut(ScooterRow<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let select = match db {
+        Db::Sqlite { .. } => SELECT_SCOOTERS_SQLITE,
+        Db::Postgres(_) => SELECT_SCOOTERS_POSTGRES,
+    };
+    let select = format!(
+        "{select} where scooter_id in (select scooter_id from scooter_events \
+         where id > $1 and id <= $2 and event_type = $3)"
+    );
+    db_run!(db, |pool| {
+        let mut rows = sqlx::query(&select)
+            .bind(after_id)
+            .bind(through_id)
+            .bind(Event::AgencyDropOff.as_str())
+            .fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            take(scooter_row(&row)?)?;
+        }
+        Ok(())
+    })
+}
+
+/// The newest event's id, 0 when there is none.
+pub async fn newest_event_id(db: &Db) -> Result<i64, sqlx::Error> {
+    db_run!(db, |pool| {
+        sqlx::query_scalar("select coalesce(max(id), 0) from scooter_events")
+            .fetch_one(pool)
+            .await
+    })
+}
+
 /// [`each_scooter`] through sqlx, which PostgreSQL's rows come by (and SQLite's did, before
 /// the direct read: a test checks that both ways read the same).
 pub(super) async fn each_scooter_through_sqlx<E: From<sqlx::Error>>(
@@ -243,20 +281,33 @@ pub(super) async fn each_scooter_through_sqlx<E: From<sqlx::Error>>(
     db_run!(db, |pool| {
         let mut rows = sqlx::query(select).fetch(pool);
         while let Some(row) = rows.try_next().await? {
-            take(ScooterRow {
-                scooter_id: row.try_get(0)?,
-                device_token_hash: row.try_get(1)?,
-                state: row.try_get(2)?,
-                state_reason: row.try_get(3)?,
-                state_version: row.try_get(4)?,
-                lat: row.try_get(5)?,
-                lon: row.try_get(6)?,
-                range_km: row.try_get(7)?,
-                battery_pct: row.try_get(8)?,
-                last_seen_ms: row.try_get(9)?,
-            })?;
+            take(scooter_row(&row)?)?;
         }
         Ok(())
+    })
+}
+
+/// A row of [`SELECT_SCOOTERS_SQLITE`] or [`SELECT_SCOOTERS_POSTGRES`], borrowed.
+fn scooter_row<'r, R: sqlx::Row>(row: &'r R) -> Result<ScooterRow<'r>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<&'r [u8]>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<&'r str>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ScooterRow {
+        scooter_id: row.try_get(0)?,
+        device_token_hash: row.try_get(1)?,
+        state: row.try_get(2)?,
+        state_reason: row.try_get(3)?,
+        state_version: row.try_get(4)?,
+        lat: row.try_get(5)?,
+        lon: row.try_get(6)?,
+        range_km: row.try_get(7)?,
+        battery_pct: row.try_get(8)?,
+        last_seen_ms: row.try_get(9)?,
     })
 }
 

@@ -16,7 +16,7 @@ use crate::app::AppState;
 /// Starts every fleet worker; each stops when `shutdown` turns true.
 pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut workers = Vec::new();
-    if let Some(inbox) = state.fleet.take_writer_inbox() {
+    for inbox in state.fleet.take_writer_inboxes() {
         workers.push(tokio::spawn(ingest::run_writer(
             state.clone(),
             inbox,
