@@ -94,7 +94,7 @@ PY
     CONNECTIONS=72 run_wrk "nearby, $n scooters, paced (~21k req/s offered)" "http://127.0.0.1:$PORT" "$work/paced.lua"
     if command -v oha >/dev/null; then
         oha --no-tui -z "$DURATION" -q "$OFFERED" --latency-correction -c 256 --output-format json \
-            --rand-regex-url "http://127.0.0.1:$PORT/v1/scooters/nearby\\?lat=48\\.8[3-7][0-9]{3}&lon=2\\.(2[89]|3[0-9])[0-9]{3}&radius_m=500&limit=10" |
+            --rand-regex-url "http://127.0.0.1:$PORT/v1/scooters/nearby[?]lat=48[.]8[3-7][0-9]{3}&lon=2[.](2[89]|3[0-9])[0-9]{3}&radius_m=500&limit=10" |
             python3 -c 'import json, sys
 d = json.load(sys.stdin)
 codes = d["statusCodeDistribution"]
