@@ -68,7 +68,7 @@ pub struct Services {
 /// operator: everything that must be true before the first request.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let url = config.database_url.expose().to_owned();
-    let db = Db::connect(&url, config.db_max_connections)
+    let db = Db::connect_with(&url, config.db_max_connections, config.sqlite_sync)
         .await
         .with_context(|| format!("opening {}", redact_url(&url)))?;
     db.migrate().await?;

@@ -8,6 +8,7 @@ use clap::Args;
 use rust_decimal::Decimal;
 
 use crate::billing::PackCatalogue;
+use crate::db::SqliteSync;
 
 /// A value that must never reach logs: `Debug` and `Display` print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -105,6 +106,12 @@ pub struct Config {
     /// Maximum database connections in the pool.
     #[arg(long, env = "SCOOTFLEET_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+
+    /// When a SQLite commit returns: `full`, after its log is synced to disk (an
+    /// acknowledged ride, payment or point survives a power cut), or `normal`, before (it
+    /// survives the server crashing, not the machine; faster). PostgreSQL always syncs
+    #[arg(long, env = "SCOOTFLEET_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_sync: SqliteSync,
 
     /// Telemetry writers committing side by side, each for its own share of the scooters
     /// (PostgreSQL; SQLite always has one). Default: 1

@@ -140,11 +140,31 @@ pub enum ConnectError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// When a SQLite commit returns: after its log is synced to disk (`Full`, what an
+/// acknowledgement promises: it survives a power cut, as on PostgreSQL), or before (`Normal`:
+/// it survives the process crashing, not the machine; faster, a choice for the operator).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
 impl Db {
-    /// Opens a pool for `url`, refusing schemes other than `sqlite:` and `postgres(ql):`.
+    /// Opens a pool for `url`, refusing schemes other than `sqlite:` and `postgres(ql):`;
+    /// SQLite commits are synced to disk before they return ([`SqliteSync::Full`]).
     ///
     /// A SQLite file is created when missing; anything else never silently becomes one.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
+        Self::connect_with(url, max_connections, SqliteSync::Full).await
+    }
+
+    /// [`Db::connect`], with SQLite's commits synced as `sync` says.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        sync: SqliteSync,
+    ) -> Result<Self, ConnectError> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
         match scheme {
             "sqlite" => {
@@ -152,7 +172,10 @@ impl Db {
                     .map_err(ConnectError::Connect)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
+                    .synchronous(match sync {
+                        SqliteSync::Full => SqliteSynchronous::Full,
+                        SqliteSync::Normal => SqliteSynchronous::Normal,
+                    })
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
                 // A SQLite connection is a thread in this process, not a link that can drop:

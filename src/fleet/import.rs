@@ -158,7 +158,7 @@ pub async fn run(
     });
     let tokens_file = create_tokens_file(&tokens_path)
         .with_context(|| format!("creating {}", tokens_path.display()))?;
-    let db = Db::connect(config.database_url.expose(), 2).await?;
+    let db = Db::connect_with(config.database_url.expose(), 2, config.sqlite_sync).await?;
     db.migrate().await?;
     let bar = if show_progress {
         ProgressBar::new(rows.len() as u64)
