@@ -193,6 +193,10 @@ pub fn router(state: AppState) -> Router {
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
     router
         .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            durable_answers,
+        ))
         .layer(middleware::from_fn(telemetry::track_http))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(CatchPanicLayer::custom(|_| {
@@ -201,6 +205,32 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(Extension(OpenApiJson(Arc::new(api))))
         .with_state(state)
+}
+
+/// Answers a request that may have written only once what it wrote is on disk (see
+/// [`Db::durable`]); reads are answered at once.
+async fn durable_answers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let reads = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if reads {
+        return response;
+    }
+    match state.db.durable().await {
+        Ok(()) => response,
+        Err(err) => {
+            error::Error::Internal(anyhow::Error::new(err).context("making writes durable"))
+                .into_response()
+        }
+    }
 }
 
 /// Background work that runs beside the HTTP server until shutdown.

@@ -107,10 +107,11 @@ pub struct Config {
     #[arg(long, env = "SCOOTFLEET_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
-    /// When a SQLite commit returns: `full`, after its log is synced to disk (an
-    /// acknowledged ride, payment or point survives a power cut), or `normal`, before (it
-    /// survives the server crashing, not the machine; faster). PostgreSQL always syncs
-    #[arg(long, env = "SCOOTFLEET_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
+    /// How SQLite's commits reach the disk before a client is answered: `grouped` (one
+    /// sync of the log shared by every commit before the answer), `each` (each commit syncs
+    /// it; as durable, slower) or `normal` (no sync: an answered write survives the server
+    /// crashing, not the machine). PostgreSQL always syncs
+    #[arg(long, env = "SCOOTFLEET_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Grouped)]
     pub sqlite_sync: SqliteSync,
 
     /// Telemetry writers committing side by side, each for its own share of the scooters

@@ -1019,3 +1019,28 @@ async fn several_telemetry_writers_store_every_point_once() {
         s.stop().await;
     }
 }
+
+/// On SQLite (by default) a write is answered only after a sync of the log that covers it;
+/// a read is answered without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_answers_a_write_after_syncing_its_log() {
+    let s = TestServer::start(scootfleet::db::Backend::Sqlite).await;
+    let scootfleet::db::Db::Sqlite { log: Some(log), .. } = &s.state.db else {
+        panic!("a SQLite file database syncs its log for its answers");
+    };
+    let operator = s.operator_token().await;
+    let before = log.syncs();
+    let token = register(&s, &operator, "SY-1", PARIS.0, PARIS.1, 30.0).await;
+    let registered = log.syncs();
+    assert!(registered > before, "the registration waited for a sync");
+    let at = s.clock.now() + Duration::seconds(1);
+    send(&s, &token, vec![point(PARIS.0, PARIS.1, 29.0, at)])
+        .await
+        .expect(202);
+    let sent = log.syncs();
+    assert!(sent > registered, "the telemetry waited for a sync");
+    let query = format!("lat={}&lon={}&radius_m=100", PARIS.0, PARIS.1);
+    assert_eq!(nearby_ids(&s, &query).await, ["SY-1"]);
+    assert_eq!(log.syncs(), sent, "a read waits for no sync");
+    s.stop().await;
+}

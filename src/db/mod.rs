@@ -5,6 +5,7 @@
 //! integer minor units, so the two engines compare and sum alike.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -16,7 +17,10 @@ use sqlx::sqlite::{
 use crate::error::Error;
 
 pub mod chain;
+pub mod log_sync;
 pub mod raw;
+
+pub use log_sync::LogSync;
 
 /// Which engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +38,12 @@ pub enum Backend {
 /// in the pool's fair queue instead.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        /// Syncs the log before answers, when commits do not sync it themselves.
+        log: Option<Arc<LogSync>>,
+    },
     Postgres(PgPool),
 }
 
@@ -140,23 +149,29 @@ pub enum ConnectError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
-/// When a SQLite commit returns: after its log is synced to disk (`Full`, what an
-/// acknowledgement promises: it survives a power cut, as on PostgreSQL), or before (`Normal`:
-/// it survives the process crashing, not the machine; faster, a choice for the operator).
+/// How SQLite's commits reach the disk. PostgreSQL always syncs its log at commit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SqliteSync {
+    /// Commits return without syncing the log; every answer to a client waits for one
+    /// sync of the log shared by all the commits before it ([`LogSync`]). Nothing is
+    /// acknowledged before it would survive a power cut.
     #[default]
-    Full,
+    Grouped,
+    /// Each commit syncs the log before it returns (SQLite's `synchronous = FULL`): as
+    /// durable, one sync per commit.
+    Each,
+    /// Commits return without syncing and answers do not wait (SQLite's `synchronous =
+    /// NORMAL`): what was acknowledged survives the server crashing, not the machine.
     Normal,
 }
 
 impl Db {
     /// Opens a pool for `url`, refusing schemes other than `sqlite:` and `postgres(ql):`;
-    /// SQLite commits are synced to disk before they return ([`SqliteSync::Full`]).
+    /// SQLite commits sync the log before they return ([`SqliteSync::Each`]).
     ///
     /// A SQLite file is created when missing; anything else never silently becomes one.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
-        Self::connect_with(url, max_connections, SqliteSync::Full).await
+        Self::connect_with(url, max_connections, SqliteSync::Each).await
     }
 
     /// [`Db::connect`], with SQLite's commits synced as `sync` says.
@@ -173,11 +188,12 @@ impl Db {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(match sync {
-                        SqliteSync::Full => SqliteSynchronous::Full,
-                        SqliteSync::Normal => SqliteSynchronous::Normal,
+                        SqliteSync::Each => SqliteSynchronous::Full,
+                        SqliteSync::Grouped | SqliteSync::Normal => SqliteSynchronous::Normal,
                     })
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
+                let file = options.get_filename().to_owned();
                 // A SQLite connection is a thread in this process, not a link that can drop:
                 // it is handed out without a ping, which is a round trip to that thread.
                 let read = SqlitePoolOptions::new()
@@ -201,7 +217,9 @@ impl Db {
                     tokio::spawn(checkpoint_wal(read.clone()));
                     write
                 };
-                Ok(Db::Sqlite { read, write })
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                let log = (sync == SqliteSync::Grouped && !in_memory).then(|| LogSync::start(file));
+                Ok(Db::Sqlite { read, write, log })
             }
             "postgres" | "postgresql" => {
                 let options = PgConnectOptions::from_str(url).map_err(ConnectError::Connect)?;
@@ -243,9 +261,19 @@ impl Db {
             .map(|_| ()))
     }
 
+    /// Returns once every commit made before the call would survive a power cut: at once
+    /// on PostgreSQL and when SQLite's commits sync themselves, after the shared sync of the
+    /// log otherwise ([`SqliteSync::Grouped`]). Call it before acknowledging a write.
+    pub async fn durable(&self) -> std::io::Result<()> {
+        match self {
+            Db::Sqlite { log: Some(log), .. } => log.durable().await,
+            _ => Ok(()),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, .. } => {
                 write.close().await;
                 read.close().await;
             }

@@ -139,6 +139,11 @@ async fn take(state: AppState, client: AsyncClient, publish: Publish) {
             return;
         }
     }
+    if let Err(err) = state.db.durable().await {
+        // Not acknowledged: the broker will deliver it again, and a repeat is stored once.
+        tracing::error!(error = %err, "telemetry message not made durable");
+        return;
+    }
     if let Err(err) = client.ack(&publish).await {
         tracing::warn!(error = %err, "cannot acknowledge a telemetry message");
     }
