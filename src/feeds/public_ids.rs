@@ -60,21 +60,32 @@ impl PublicIds {
     }
 
     /// Takes a fleet change into account: a scooter that leaves `on_trip` gets a new id.
+    /// Only scooters published or on a trip have an entry: the changes of every other one
+    /// (each telemetry point is a change) leave nothing behind, so the map does not grow
+    /// to the whole fleet.
     pub fn observe(&self, change: &FleetChange) {
-        let on_trip = change.scooter.state == ScooterState::OnTrip;
+        let scooter_id = &change.scooter.scooter_id;
         let mut ids = self.lock();
-        let entry = ids.entry(change.scooter.scooter_id.clone()).or_default();
-        if entry.on_trip && !on_trip {
-            entry.public_id = None;
+        if change.scooter.state == ScooterState::OnTrip {
+            ids.entry(scooter_id.clone()).or_default().on_trip = true;
+        } else if ids.get(scooter_id).is_some_and(|entry| entry.on_trip) {
+            ids.remove(scooter_id);
         }
-        entry.on_trip = on_trip;
     }
 
     /// Forgets every id: each scooter gets a new one when next published.
     pub fn rotate_all(&self) {
-        for entry in self.lock().values_mut() {
+        let mut ids = self.lock();
+        ids.retain(|_, entry| entry.on_trip);
+        for entry in ids.values_mut() {
             entry.public_id = None;
         }
+    }
+
+    /// How many scooters the map holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -153,5 +164,18 @@ mod tests {
         let rotated = ids.ids_for([&a, &b]);
         assert_ne!(rotated[0], after[0]);
         assert_ne!(rotated[1], after[1]);
+    }
+
+    #[test]
+    fn changes_of_unpublished_scooters_leave_nothing_behind() {
+        let ids = PublicIds::default();
+        for i in 0..1000 {
+            ids.observe(&change(&format!("CS-{i}"), ScooterState::Available));
+        }
+        assert_eq!(ids.len(), 0);
+        ids.observe(&change("CS-1", ScooterState::OnTrip));
+        assert_eq!(ids.len(), 1, "a trip is remembered until it ends");
+        ids.observe(&change("CS-1", ScooterState::Available));
+        assert_eq!(ids.len(), 0);
     }
 }

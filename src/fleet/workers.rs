@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::live::ServiceArea;
+use super::live::{ServiceArea, SWEPT_AT_ONCE};
 use super::service::ChangeError;
 use super::{ingest, store, Event};
 use crate::app::AppState;
@@ -71,7 +71,19 @@ async fn watch_silence(state: AppState, mut shutdown: watch::Receiver<bool>) {
 pub async fn mark_silent(state: &AppState, timeout_ms: i64) {
     let now = state.clock.now();
     let cutoff = now.timestamp_millis().saturating_sub(timeout_ms);
-    let silent = state.fleet.read().silent_since(cutoff);
+    let count = state.fleet.read().len() as u32;
+    for start in (0..count).step_by(SWEPT_AT_ONCE as usize) {
+        let slots = start..start.saturating_add(SWEPT_AT_ONCE);
+        let silent = state.fleet.read().silent_since(cutoff, slots);
+        mark_each_silent(state, silent, now).await;
+    }
+}
+
+async fn mark_each_silent(
+    state: &AppState,
+    silent: Vec<std::sync::Arc<str>>,
+    now: chrono::DateTime<chrono::Utc>,
+) {
     for scooter_id in silent {
         match state
             .fleet

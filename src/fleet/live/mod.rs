@@ -12,6 +12,7 @@
 //! worn by moves is rebuilt off the hot path ([`rebuild`]).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use rstar::primitives::GeomWithData;
@@ -65,6 +66,9 @@ impl ServiceArea for NoAreaYet {
 type Entry = GeomWithData<[f32; 3], u32>;
 
 /// The fleet in memory. Not synchronised itself: [`super::Fleet`] holds it behind a lock.
+/// How many slots of the fleet a sweep looks at at a time (see [`LiveIndex::ids_in_state`]).
+pub const SWEPT_AT_ONCE: u32 = 4096;
+
 pub struct LiveIndex {
     records: Vec<Record>,
     /// Whether the scooter in the same slot stands in `area`, kept true on every move.
@@ -396,9 +400,9 @@ impl LiveIndex {
         (page, more)
     }
 
-    /// Available scooters not heard from since `cutoff_ms`.
-    pub fn silent_since(&self, cutoff_ms: i64) -> Vec<Arc<str>> {
-        self.ids_in_state(ScooterState::Available, |s| s.heard_ms < cutoff_ms)
+    /// Available scooters in `slots` not heard from since `cutoff_ms`.
+    pub fn silent_since(&self, cutoff_ms: i64, slots: Range<u32>) -> Vec<Arc<str>> {
+        self.ids_in_state(ScooterState::Available, |s| s.heard_ms < cutoff_ms, slots)
     }
 
     /// How many scooters are in each state, and how many are below `threshold_km` of range.
@@ -414,14 +418,19 @@ impl LiveIndex {
         (by_state, below)
     }
 
-    /// The scooters in `state` that also pass `filter`.
+    /// The scooters in `state` that also pass `filter`, among the slots `slots`: a sweep
+    /// over the fleet takes it a slice at a time ([`SWEPT_AT_ONCE`]), so that a million
+    /// ids are never copied out at once (at closing time, every scooter changes state).
     pub fn ids_in_state(
         &self,
         state: ScooterState,
         filter: impl Fn(&Record) -> bool,
+        slots: Range<u32>,
     ) -> Vec<Arc<str>> {
-        (0..self.records.len() as u32)
-            .zip(&self.records)
+        let end = slots.end.min(self.records.len() as u32);
+        let start = slots.start.min(end);
+        (start..end)
+            .zip(&self.records[start as usize..end as usize])
             .filter(|(_, s)| s.state == state && filter(s))
             .map(|(slot, _)| Arc::from(self.ids.id(slot)))
             .collect()
@@ -700,12 +709,19 @@ mod tests {
         let mut index = index();
         index.apply_state("mid", ScooterState::OnTrip, 1);
         let mut silent: Vec<String> = index
-            .silent_since(150)
+            .silent_since(150, 0..u32::MAX)
             .iter()
             .map(|s| s.to_string())
             .collect();
         silent.sort();
         assert_eq!(silent, ["far", "flat", "near"]);
-        assert!(index.silent_since(100).is_empty());
+        assert!(index.silent_since(100, 0..u32::MAX).is_empty());
+        // A slot at a time, the slices together give the same scooters, each once.
+        let mut sliced: Vec<String> = (0..index.len() as u32 + 2)
+            .flat_map(|slot| index.silent_since(150, slot..slot + 1))
+            .map(|s| s.to_string())
+            .collect();
+        sliced.sort();
+        assert_eq!(sliced, silent);
     }
 }
