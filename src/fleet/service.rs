@@ -77,7 +77,7 @@ impl Fleet {
     /// On PostgreSQL, `writers` telemetry writers commit side by side.
     pub async fn load(db: &Db, rental_floor_km: f64, writers: Option<u16>) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let adopted_through = store::newest_event_id(db).await?;
+        let adopted_through = store::last_event_id(db).await?;
         // Counted first, so that each part of the index is allocated once, at its size.
         let count = store::count_scooters(db).await?;
         let mut builder = IndexBuilder::with_capacity(usize::try_from(count).unwrap_or(0));
@@ -123,7 +123,7 @@ impl Fleet {
         }
         let mut new = Vec::new();
         let looked = self.adopted_through.load(Ordering::Relaxed);
-        let newest = store::newest_event_id(db).await?;
+        let newest = store::last_event_id(db).await?;
         let after = looked.saturating_sub(STATE_LOOKBACK);
         store::each_scooter_dropped_off(db, after, newest, |row| self.unknown(&row, &mut new))
             .await?;

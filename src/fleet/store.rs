@@ -156,7 +156,8 @@ pub struct ScooterRow<'r> {
     pub last_seen_ms: i64,
 }
 
-/// The newest state change's event id (0 when none): where following other servers starts.
+/// The newest event's id (0 when none): where following other servers starts, and how far
+/// [`super::Fleet::adopt_new`] has looked for new scooters.
 pub async fn last_event_id(db: &Db) -> Result<i64, sqlx::Error> {
     db_run!(db, |pool| {
         sqlx::query_scalar("select cast(coalesce(max(id), 0) as bigint) from scooter_events")
@@ -256,15 +257,6 @@ pub async fn each_scooter_dropped_off<E: From<sqlx::Error>>(
             take(scooter_row(&row)?)?;
         }
         Ok(())
-    })
-}
-
-/// The newest event's id, 0 when there is none.
-pub async fn newest_event_id(db: &Db) -> Result<i64, sqlx::Error> {
-    db_run!(db, |pool| {
-        sqlx::query_scalar("select coalesce(max(id), 0) from scooter_events")
-            .fetch_one(pool)
-            .await
     })
 }
 
