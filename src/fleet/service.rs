@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::device::{to_hex, token_hash, DEVICE_TOKEN_LEN};
 use super::ingest::Job;
-use super::live::{ChangeKind, FleetChange, IndexBuilder, LiveIndex, Record, Scooter, ServiceArea};
+use super::live::{
+    ChangeKind, FleetChange, IndexBuilder, LiveIndex, Record, Scooter, ServiceArea, SWEPT_AT_ONCE,
+};
 use super::{store, transition, Event, Reading, ScooterState};
 use crate::db::Db;
 use crate::error::Error;
@@ -229,6 +231,15 @@ impl Fleet {
         let worn = self.write().finish_rebuild(rebuilt);
         drop(worn);
         true
+    }
+
+    /// The slot ranges a sweep over the whole fleet takes in turn, [`SWEPT_AT_ONCE`] slots
+    /// each (see [`LiveIndex::ids_in_state`]).
+    pub fn sweep_slices(&self) -> impl Iterator<Item = std::ops::Range<u32>> {
+        let count = self.read().len() as u32;
+        (0..count)
+            .step_by(SWEPT_AT_ONCE as usize)
+            .map(|start| start..start.saturating_add(SWEPT_AT_ONCE))
     }
 
     /// Reads the live index. Hold it briefly: writers wait meanwhile.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::live::{ServiceArea, SWEPT_AT_ONCE};
+use super::live::ServiceArea;
 use super::service::ChangeError;
 use super::{ingest, store, Event};
 use crate::app::AppState;
@@ -71,30 +71,23 @@ async fn watch_silence(state: AppState, mut shutdown: watch::Receiver<bool>) {
 pub async fn mark_silent(state: &AppState, timeout_ms: i64) {
     let now = state.clock.now();
     let cutoff = now.timestamp_millis().saturating_sub(timeout_ms);
-    let count = state.fleet.read().len() as u32;
-    for start in (0..count).step_by(SWEPT_AT_ONCE as usize) {
-        let slots = start..start.saturating_add(SWEPT_AT_ONCE);
+    for slots in state.fleet.sweep_slices() {
+        if *state.stopping.borrow() {
+            return;
+        }
         let silent = state.fleet.read().silent_since(cutoff, slots);
-        mark_each_silent(state, silent, now).await;
-    }
-}
-
-async fn mark_each_silent(
-    state: &AppState,
-    silent: Vec<std::sync::Arc<str>>,
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    for scooter_id in silent {
-        match state
-            .fleet
-            .change_state(&state.db, &scooter_id, Event::CommsLost, now)
-            .await
-        {
-            Ok(_) => tracing::info!(%scooter_id, "scooter went silent"),
-            // It moved on meanwhile (heard from, rented): nothing to do.
-            Err(ChangeError::NotAllowed { .. } | ChangeError::UnknownScooter) => {}
-            Err(ChangeError::Internal(err)) => {
-                tracing::warn!(%scooter_id, error = %err, "could not mark a silent scooter");
+        for scooter_id in silent {
+            match state
+                .fleet
+                .change_state(&state.db, &scooter_id, Event::CommsLost, now)
+                .await
+            {
+                Ok(_) => tracing::info!(%scooter_id, "scooter went silent"),
+                // It moved on meanwhile (heard from, rented): nothing to do.
+                Err(ChangeError::NotAllowed { .. } | ChangeError::UnknownScooter) => {}
+                Err(ChangeError::Internal(err)) => {
+                    tracing::warn!(%scooter_id, error = %err, "could not mark a silent scooter");
+                }
             }
         }
     }

@@ -14,7 +14,6 @@ use tokio::task::JoinHandle;
 use super::commands::{self, CommandKind};
 use super::{holds, reservations, service, store};
 use crate::app::AppState;
-use crate::fleet::live::SWEPT_AT_ONCE;
 use crate::fleet::{ChangeKind, Event, FleetChange, Reason, ScooterState};
 
 pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -71,9 +70,11 @@ async fn follow_opening_hours(state: &AppState) {
     } else {
         (ScooterState::Available, Event::OffHours)
     };
-    let count = state.fleet.read().len() as u32;
-    for start in (0..count).step_by(SWEPT_AT_ONCE as usize) {
-        let slots = start..start.saturating_add(SWEPT_AT_ONCE);
+    for slots in state.fleet.sweep_slices() {
+        // A million scooters at closing time take a while: a stopping server does not wait.
+        if *state.stopping.borrow() {
+            return;
+        }
         let ids = state.fleet.read().ids_in_state(from, |_| true, slots);
         for id in ids {
             if let Err(err) = state.fleet.change_state(&state.db, &id, event, now).await {
