@@ -1030,9 +1030,14 @@ async fn sqlite_answers_a_write_after_syncing_its_log() {
     };
     let operator = s.operator_token().await;
     let before = log.syncs();
+    let commits = log.commits();
     let token = register(&s, &operator, "SY-1", PARIS.0, PARIS.1, 30.0).await;
     let registered = log.syncs();
     assert!(registered > before, "the registration waited for a sync");
+    assert!(
+        log.commits() > commits,
+        "the write connection counts its commits"
+    );
     let at = s.clock.now() + Duration::seconds(1);
     send(&s, &token, vec![point(PARIS.0, PARIS.1, 29.0, at)])
         .await

@@ -20,7 +20,7 @@ pub mod chain;
 pub mod log_sync;
 pub mod raw;
 
-pub use log_sync::LogSync;
+pub use log_sync::{CommitCounter, LogSync};
 
 /// Which engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +194,7 @@ impl Db {
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
                 let file = options.get_filename().to_owned();
+                let commits = log_sync::CommitCounter::new();
                 // A SQLite connection is a thread in this process, not a link that can drop:
                 // it is handed out without a ping, which is a round trip to that thread.
                 let read = SqlitePoolOptions::new()
@@ -211,6 +212,21 @@ impl Db {
                         .max_connections(1)
                         .test_before_acquire(false)
                         .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(move |conn, _| {
+                            Box::pin(async move {
+                                if sync == SqliteSync::Grouped {
+                                    let mut handle = conn.lock_handle().await?;
+                                    // SAFETY: the lock keeps sqlx's thread off the handle.
+                                    unsafe {
+                                        log_sync::count_commits(
+                                            handle.as_raw_handle().as_ptr(),
+                                            commits,
+                                        )
+                                    };
+                                }
+                                Ok(())
+                            })
+                        })
                         .connect_with(options.pragma("wal_autocheckpoint", "0"))
                         .await
                         .map_err(ConnectError::Connect)?;
@@ -218,7 +234,24 @@ impl Db {
                     write
                 };
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-                let log = (sync == SqliteSync::Grouped && !in_memory).then(|| LogSync::start(file));
+                let log = if sync == SqliteSync::Grouped && !in_memory {
+                    // The commits are counted by the log's hook, which only a log has.
+                    let mode: String = sqlx::query_scalar("pragma journal_mode")
+                        .fetch_one(&write)
+                        .await
+                        .map_err(ConnectError::Connect)?;
+                    if !mode.eq_ignore_ascii_case("wal") {
+                        return Err(ConnectError::Connect(sqlx::Error::Configuration(
+                            format!(
+                                "grouped syncs need SQLite's WAL mode; {file:?} is in {mode} mode"
+                            )
+                            .into(),
+                        )));
+                    }
+                    Some(LogSync::start(file, commits))
+                } else {
+                    None
+                };
                 Ok(Db::Sqlite { read, write, log })
             }
             "postgres" | "postgresql" => {
