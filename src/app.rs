@@ -250,11 +250,6 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         state.clone(),
         shutdown.clone(),
     ));
-    workers.push(feeds::public_ids::spawn_rotation(
-        state.public_ids.clone(),
-        state.fleet.subscribe(),
-        shutdown.clone(),
-    ));
     workers.push(tokio::spawn(dispatch::worker::run(state.clone(), shutdown)));
     workers
 }

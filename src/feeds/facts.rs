@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 use super::gbfs::{PublicVehicle, SystemFacts, TariffFacts, ZoneFacts};
 use crate::app::AppState;
 use crate::clock::from_millis;
-use crate::fleet::{Scooter, ScooterState};
+use crate::fleet::{Record, ScooterState};
 use crate::zones::{ZoneKind, ZoneSet};
 
 /// Whether the public may see `scooter`: a reserved one, or one a rider could rent now
 /// (available, with range at or above the floor, inside the service area, service open).
 /// Scooters on a trip, or out of service, are never shown.
 pub fn is_public(
-    scooter: &Scooter,
+    scooter: &Record,
     rental_floor_km: f64,
     open: bool,
     in_area: &dyn Fn(f64, f64) -> bool,
@@ -56,25 +56,15 @@ pub fn vehicles(state: &AppState, now: DateTime<Utc>) -> Vec<PublicVehicle> {
     let in_area = |lat, lon| zones.in_service_area(lat, lon);
     // Copy the candidates out first: telemetry waits while the index is read, and the
     // service-area test is the slow part.
-    let candidates: Vec<Scooter> = {
-        let live = state.fleet.read();
-        let (all, _) = live.page(None, usize::MAX);
-        all.into_iter()
-            .filter(|s| is_public(s, floor, open, &|_, _| true))
-            .collect()
-    };
-    let shown: Vec<Scooter> = candidates
+    let candidates = state
+        .fleet
+        .read()
+        .select(|s| is_public(s, floor, open, &|_, _| true));
+    let mut shown: Vec<PublicVehicle> = candidates
         .into_iter()
-        .filter(|s| is_public(s, floor, open, &in_area))
-        .collect();
-    let ids = state
-        .public_ids
-        .ids_for(shown.iter().map(|s| &s.scooter_id));
-    shown
-        .into_iter()
-        .zip(ids)
-        .map(|(s, vehicle_id)| PublicVehicle {
-            vehicle_id,
+        .filter(|(s, _)| in_area(s.lat, s.lon))
+        .map(|(s, trips)| PublicVehicle {
+            vehicle_id: state.public_ids.id(&s.scooter_id, trips),
             lat: s.lat,
             lon: s.lon,
             is_reserved: s.state == ScooterState::Reserved,
@@ -82,7 +72,10 @@ pub fn vehicles(state: &AppState, now: DateTime<Utc>) -> Vec<PublicVehicle> {
             battery_fraction: Some(s.battery_pct / 100.0),
             last_reported: from_millis(s.last_seen_ms),
         })
-        .collect()
+        .collect();
+    // In the order of the public ids, which says nothing of the fleet codes'.
+    shown.sort_unstable_by(|a, b| a.vehicle_id.cmp(&b.vehicle_id));
+    shown
 }
 
 /// The zones of `set`, grouped as GBFS rules need them.
@@ -109,9 +102,8 @@ pub fn zones(set: &ZoneSet) -> ZoneFacts {
 mod tests {
     use super::*;
 
-    fn scooter(state: ScooterState, range_km: f64) -> Scooter {
-        Scooter {
-            scooter_id: "CS-1".into(),
+    fn scooter(state: ScooterState, range_km: f64) -> Record {
+        Record {
             state,
             state_version: 1,
             lat: 48.85,
@@ -120,6 +112,7 @@ mod tests {
             battery_pct: 50.0,
             last_seen_ms: 0,
             heard_ms: 0,
+            trips: 0,
         }
     }
 

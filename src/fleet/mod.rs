@@ -27,7 +27,7 @@ pub mod workers;
 use chrono::{DateTime, Utc};
 
 pub use device::Device;
-pub use live::{ChangeKind, FleetChange, Scooter};
+pub use live::{ChangeKind, FleetChange, Record, Scooter};
 pub use service::{ChangeError, Fleet};
 pub use state::{transition, Event, Reason, ScooterState};
 

@@ -441,6 +441,7 @@ fn stored_scooter(row: &store::ScooterRow<'_>) -> anyhow::Result<(Record, [u8; 3
         battery_pct: row.battery_pct,
         last_seen_ms: row.last_seen_ms,
         heard_ms: row.last_seen_ms,
+        trips: 0,
     };
     Ok((record, hash))
 }

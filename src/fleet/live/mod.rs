@@ -321,6 +321,12 @@ impl LiveIndex {
         if version <= scooter.state_version {
             return None;
         }
+        // Off a trip, or past changes this server did not see (one may have been a trip):
+        // the public id changes.
+        let unseen = version - scooter.state_version > 1;
+        if unseen || (scooter.state == ScooterState::OnTrip && state != ScooterState::OnTrip) {
+            scooter.trips = scooter.trips.wrapping_add(1);
+        }
         scooter.state = state;
         scooter.state_version = version;
         let changed = *scooter;
@@ -398,6 +404,18 @@ impl LiveIndex {
             .collect();
         let more = slots.next().is_some();
         (page, more)
+    }
+
+    /// Every scooter whose record passes `keep`, in id order, with the trips it has ended
+    /// ([`Record::trips`]).
+    pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<(Scooter, u16)> {
+        self.ids
+            .after(None)
+            .filter_map(|slot| {
+                let record = self.records.get(slot as usize)?;
+                keep(record).then(|| (Scooter::new(self.ids.id(slot), record), record.trips))
+            })
+            .collect()
     }
 
     /// Available scooters in `slots` not heard from since `cutoff_ms`.
@@ -633,6 +651,25 @@ mod tests {
             .apply_state("mid", ScooterState::Reserved, 1)
             .is_none());
         assert_eq!(index.get("mid").unwrap().state, ScooterState::OnTrip);
+    }
+
+    #[test]
+    fn a_trip_ended_or_changes_unseen_count_as_a_trip() {
+        let mut index = index();
+        let trips = |index: &LiveIndex| index.record("mid").unwrap().trips;
+        let version = i64::from(index.record("mid").unwrap().state_version);
+        index.apply_state("mid", ScooterState::Reserved, version + 1);
+        index.apply_state("mid", ScooterState::OnTrip, version + 2);
+        assert_eq!(trips(&index), 0, "reserving and riding end no trip");
+        index.apply_state("mid", ScooterState::Available, version + 3);
+        assert_eq!(trips(&index), 1, "off the trip");
+        // Versions 4 and 5 never reached this index (another server's changes): a trip may
+        // have been among them.
+        index.apply_state("mid", ScooterState::Reserved, version + 6);
+        assert_eq!(trips(&index), 2);
+        let selected = index.select(|r| r.state == ScooterState::Reserved);
+        assert_eq!(selected.len(), 1);
+        assert_eq!((&*selected[0].0.scooter_id, selected[0].1), ("mid", 2));
     }
 
     #[test]

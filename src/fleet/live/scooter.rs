@@ -37,6 +37,10 @@ pub struct Record {
     pub battery_pct: f64,
     pub last_seen_ms: i64,
     pub heard_ms: i64,
+    /// How many trips the scooter has ended since the server started, wrapping (it lives in
+    /// what would be padding): the public feeds derive its public id from it, so that the id
+    /// changes after each trip ([`crate::feeds::PublicIds`]).
+    pub trips: u16,
 }
 
 impl Record {
@@ -60,6 +64,7 @@ impl Scooter {
             battery_pct,
             last_seen_ms,
             heard_ms,
+            trips: _,
         } = *record;
         Scooter {
             scooter_id: scooter_id.into(),
@@ -85,6 +90,7 @@ impl Scooter {
             battery_pct: self.battery_pct,
             last_seen_ms: self.last_seen_ms,
             heard_ms: self.heard_ms,
+            trips: 0,
         }
     }
 }
