@@ -59,6 +59,8 @@ pub struct Services {
     pub dispatch: Arc<dispatch::Dispatcher>,
     /// The public GBFS vehicle ids, rotated after each rental.
     pub public_ids: Arc<feeds::PublicIds>,
+    /// The public vehicle list, shared by the feed requests that come at once.
+    pub public_vehicles: Arc<feeds::facts::SharedVehicles>,
     /// Turns true when the server starts stopping: long-lived answers (the live stream)
     /// end then, so a graceful shutdown does not wait on them.
     pub stopping: Arc<watch::Sender<bool>>,
@@ -135,6 +137,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         crews: Arc::new(crews),
         dispatch: Arc::new(dispatcher),
         public_ids: Arc::new(feeds::PublicIds::default()),
+        public_vehicles: Arc::default(),
         stopping: Arc::new(watch::Sender::new(false)),
     })))
 }

@@ -1,5 +1,8 @@
 //! The facts GBFS documents are built from, gathered from what is in force now.
 
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 
 use super::gbfs::{PublicVehicle, SystemFacts, TariffFacts, ZoneFacts};
@@ -45,6 +48,39 @@ pub fn tariff(state: &AppState) -> TariffFacts {
         rate_per_minute: tariff.rate_per_minute,
         currency: tariff.currency.clone(),
         language: state.config.gbfs_language.clone(),
+    }
+}
+
+/// The public vehicles, built by one request at a time and shared with the requests that
+/// arrive while it is built: however many fetch a large fleet's feed at once, its list is
+/// held once. Nothing is kept once the last answer using a list is sent.
+#[derive(Default)]
+pub struct SharedVehicles {
+    latest: tokio::sync::Mutex<Option<(Instant, Weak<Vec<PublicVehicle>>)>>,
+}
+
+impl SharedVehicles {
+    /// The vehicles the public may see, gathered after this call began.
+    pub async fn get(&self, state: &AppState, now: DateTime<Utc>) -> Arc<Vec<PublicVehicle>> {
+        let asked = Instant::now();
+        let mut latest = self.latest.lock().await;
+        if let Some((started, list)) = &*latest {
+            if let Some(list) = list.upgrade().filter(|_| *started >= asked) {
+                return list;
+            }
+        }
+        let started = Instant::now();
+        let gathering = state.clone();
+        // A large fleet takes a while: off the runtime's threads.
+        let list = match tokio::task::spawn_blocking(move || vehicles(&gathering, now)).await {
+            Ok(list) => Arc::new(list),
+            Err(err) => {
+                tracing::error!(error = %err, "gathering the public vehicles failed");
+                Arc::new(Vec::new())
+            }
+        };
+        *latest = Some((started, Arc::downgrade(&list)));
+        list
     }
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use geo::{MultiPolygon, Orient};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::clock::rfc3339;
@@ -136,28 +137,73 @@ pub fn vehicle_types(max_range_meters: f64, language: &str, now: DateTime<Utc>) 
     )
 }
 
-pub fn vehicle_status(vehicles: &[PublicVehicle], now: DateTime<Utc>) -> Value {
-    let vehicles: Vec<Value> = vehicles
-        .iter()
-        .map(|v| {
-            let mut vehicle = json!({
-                "vehicle_id": v.vehicle_id,
-                "lat": v.lat,
-                "lon": v.lon,
-                "is_reserved": v.is_reserved,
-                "is_disabled": false,
-                "vehicle_type_id": VEHICLE_TYPE_ID,
-                "pricing_plan_id": PAYG_PLAN_ID,
-                "current_range_meters": v.current_range_meters.max(0.0),
-                "last_reported": rfc3339(v.last_reported),
-            });
-            if let Some(fraction) = v.battery_fraction {
-                vehicle["current_fuel_percent"] = json!(fraction.clamp(0.0, 1.0));
-            }
-            vehicle
+/// `vehicle_status` written out piece by piece, so that a large fleet's document is never
+/// held whole: [`VehicleStatus::head`], then each vehicle with [`VehicleStatus::vehicle`],
+/// then [`VehicleStatus::TAIL`].
+pub struct VehicleStatus;
+
+/// One vehicle of `vehicle_status` as written out: typed, so no JSON tree is built for it.
+#[derive(Serialize)]
+struct VehicleJson<'a> {
+    vehicle_id: &'a str,
+    lat: f64,
+    lon: f64,
+    is_reserved: bool,
+    is_disabled: bool,
+    vehicle_type_id: &'static str,
+    pricing_plan_id: &'static str,
+    current_range_meters: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_fuel_percent: Option<f64>,
+    last_reported: String,
+}
+
+impl VehicleStatus {
+    /// Everything before the first vehicle.
+    pub fn head(now: DateTime<Utc>) -> String {
+        let head = json!({
+            "last_updated": rfc3339(now),
+            "ttl": ttl("vehicle_status"),
+            "version": VERSION,
         })
-        .collect();
-    document("vehicle_status", now, json!({ "vehicles": vehicles }))
+        .to_string();
+        // `{…}` opened again to add `data`, whose list the vehicles fill.
+        format!("{},\"data\":{{\"vehicles\":[", head.trim_end_matches('}'))
+    }
+
+    /// Everything after the last vehicle.
+    pub const TAIL: &'static str = "]}}";
+
+    /// Appends `v` to `out`, after a comma unless it is the first.
+    pub fn vehicle(out: &mut Vec<u8>, v: &PublicVehicle, first: bool) {
+        if !first {
+            out.push(b',');
+        }
+        let json = VehicleJson {
+            vehicle_id: &v.vehicle_id,
+            lat: v.lat,
+            lon: v.lon,
+            is_reserved: v.is_reserved,
+            is_disabled: false,
+            vehicle_type_id: VEHICLE_TYPE_ID,
+            pricing_plan_id: PAYG_PLAN_ID,
+            current_range_meters: v.current_range_meters.max(0.0),
+            current_fuel_percent: v.battery_fraction.map(|f| f.clamp(0.0, 1.0)),
+            last_reported: rfc3339(v.last_reported),
+        };
+        // Plain numbers and strings written into a `Vec`: nothing here can fail.
+        let _ = serde_json::to_writer(&mut *out, &json);
+    }
+
+    /// The whole document at once, for tests and small fleets.
+    pub fn document(vehicles: &[PublicVehicle], now: DateTime<Utc>) -> Vec<u8> {
+        let mut out = Self::head(now).into_bytes();
+        for (i, v) in vehicles.iter().enumerate() {
+            Self::vehicle(&mut out, v, i == 0);
+        }
+        out.extend_from_slice(Self::TAIL.as_bytes());
+        out
+    }
 }
 
 /// Rings in GeoJSON's right-hand order: exterior counter-clockwise, holes clockwise.
@@ -307,7 +353,7 @@ mod tests {
 
     #[test]
     fn the_validator_catches_broken_documents() {
-        let mut doc = vehicle_status(&[], now());
+        let mut doc: Value = serde_json::from_slice(&VehicleStatus::document(&[], now())).unwrap();
         doc["data"]["vehicles"] = json!([{ "vehicle_id": "x", "lat": 48.8, "lon": 2.3 }]);
         doc["version"] = json!("2.3");
         if let Some(errors) = violations("vehicle_status", &doc) {
@@ -348,7 +394,17 @@ mod tests {
             battery_fraction: Some(0.7),
             last_reported: now(),
         }];
-        assert_valid("vehicle_status", &vehicle_status(&vehicles, now()));
+        let status = VehicleStatus::document(&vehicles, now());
+        let status: Value = serde_json::from_slice(&status).expect("vehicle_status is JSON");
+        assert_eq!(
+            status["data"]["vehicles"][0]["current_fuel_percent"],
+            json!(0.7)
+        );
+        assert_valid("vehicle_status", &status);
+        let two = VehicleStatus::document(&[vehicles[0].clone(), vehicles[0].clone()], now());
+        let two: Value = serde_json::from_slice(&two).expect("two vehicles are JSON");
+        assert_eq!(two["data"]["vehicles"].as_array().map(Vec::len), Some(2));
+        assert_valid("vehicle_status", &two);
         let zones = ZoneFacts {
             service_area: vec![square(2.2, 48.8, 0.2)],
             no_parking: vec![("Étoile".into(), square(2.29, 48.87, 0.01))],

@@ -4,10 +4,15 @@
 //! `ttl`, `Last-Modified` matching its `last_updated`, and
 //! `Access-Control-Allow-Origin: *` so web trip planners can read the feeds from a browser.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures_util::{stream, StreamExt};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,21 +35,25 @@ fn http_date(at: DateTime<Utc>) -> String {
     at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-/// A GBFS document with the caching headers its `ttl` and `last_updated` call for.
-fn feed(feed: &str, last_updated: DateTime<Utc>, doc: Value) -> Response {
-    (
-        [
-            (
-                header::CACHE_CONTROL,
-                format!("public, max-age={}", gbfs::ttl(feed)),
-            ),
-            (header::LAST_MODIFIED, http_date(last_updated)),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
-        ],
-        axum::Json(doc),
-    )
-        .into_response()
+/// The caching headers a GBFS document's `ttl` and `last_updated` call for.
+fn feed_headers(feed: &str, last_updated: DateTime<Utc>) -> [(header::HeaderName, String); 3] {
+    [
+        (
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", gbfs::ttl(feed)),
+        ),
+        (header::LAST_MODIFIED, http_date(last_updated)),
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
+    ]
 }
+
+/// A GBFS document with its caching headers.
+fn feed(feed: &str, last_updated: DateTime<Utc>, doc: Value) -> Response {
+    (feed_headers(feed, last_updated), axum::Json(doc)).into_response()
+}
+
+/// Vehicles written out per piece of the `vehicle_status` body.
+const VEHICLES_PER_PIECE: usize = 1024;
 
 /// Where the feeds are published: `SCOOTFLEET_PUBLIC_URL`, or the bind address.
 pub fn public_base(state: &AppState) -> String {
@@ -91,8 +100,48 @@ pub async fn vehicle_types(State(state): State<AppState>) -> Response {
 ))]
 pub async fn vehicle_status(State(state): State<AppState>) -> Response {
     let now = state.clock.now();
-    let vehicles = facts::vehicles(&state, now);
-    feed("vehicle_status", now, gbfs::vehicle_status(&vehicles, now))
+    let vehicles = state.public_vehicles.get(&state, now).await;
+    let body = vehicle_status_body(vehicles, now, VEHICLES_PER_PIECE);
+    (
+        feed_headers("vehicle_status", now),
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// `vehicle_status` written out `per_piece` vehicles at a time as the client reads: a
+/// large fleet's document (about 260 B a vehicle) is never held whole.
+fn vehicle_status_body(
+    vehicles: Arc<Vec<gbfs::PublicVehicle>>,
+    now: DateTime<Utc>,
+    per_piece: usize,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    let head = stream::once(std::future::ready(Ok(Bytes::from(
+        gbfs::VehicleStatus::head(now),
+    ))));
+    let pieces = stream::unfold(0, move |next| {
+        let vehicles = vehicles.clone();
+        async move {
+            if next > vehicles.len() {
+                return None;
+            }
+            let end = (next + per_piece).min(vehicles.len());
+            let mut piece = Vec::with_capacity((end - next) * 280 + 4);
+            for (i, vehicle) in vehicles[next..end].iter().enumerate() {
+                gbfs::VehicleStatus::vehicle(&mut piece, vehicle, next + i == 0);
+            }
+            // After the last vehicle, the document's end; then nothing more.
+            let after = if end == vehicles.len() {
+                piece.extend_from_slice(gbfs::VehicleStatus::TAIL.as_bytes());
+                end + 1
+            } else {
+                end
+            };
+            Some((Ok(Bytes::from(piece)), after))
+        }
+    });
+    head.chain(pieces)
 }
 
 /// Where rides may start and end, and where speed is capped.
@@ -121,6 +170,31 @@ pub async fn system_pricing_plans(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_vehicle_feed_in_pieces_is_the_whole_document() {
+        let now = Utc::now();
+        let vehicle = |id: &str| gbfs::PublicVehicle {
+            vehicle_id: id.into(),
+            lat: 48.85,
+            lon: 2.35,
+            is_reserved: false,
+            current_range_meters: 20_000.0,
+            battery_fraction: Some(0.5),
+            last_reported: now,
+        };
+        for n in [0, 1, 2, 3, 5] {
+            let vehicles: Vec<_> = (0..n).map(|i| vehicle(&format!("v_{i}"))).collect();
+            let whole = gbfs::VehicleStatus::document(&vehicles, now);
+            let pieces: Vec<Bytes> = vehicle_status_body(Arc::new(vehicles), now, 2)
+                .map(|piece| piece.unwrap())
+                .collect()
+                .await;
+            assert_eq!(pieces.concat(), whole, "{n} vehicles");
+            let doc: Value = serde_json::from_slice(&whole).unwrap();
+            assert_eq!(doc["data"]["vehicles"].as_array().map(Vec::len), Some(n));
+        }
+    }
 
     #[test]
     fn http_dates_are_imf_fixdate() {

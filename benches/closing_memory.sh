@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Resident memory of a server holding a large fleet while every scooter changes state at
+# once (closing time), and while the GBFS vehicle feed is served; one server at a time.
+#
+#   DB=DIR bash benches/closing_memory.sh target/release/scootfleet
+#
+# DIR holds pristine.db, a fleet imported as benches/cold_start.sh imports it, its log
+# checkpointed; each run starts on a copy of it. The server starts with opening hours that
+# have just ended (closed now, in Europe/Paris), so the closing-time worker moves the whole
+# fleet to non_operational/off_hours; VmRSS and the events stored are sampled every STEP
+# seconds until the sweep is done. Then the hours are set to all day (the opening sweep
+# brings every scooter back), and once it is done /gbfs/v3/vehicle_status.json is fetched
+# FEEDS times; VmRSS before, at its peak (sampled every 0.2 s) and after are shown.
+# SWEEPS=0 skips both sweeps: the server starts open all day, and only the feed is measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:?usage: DB=DIR $0 path/to/scootfleet}
+db=${DB:?DB=DIR, a folder with pristine.db}
+N=${N:-1000000}
+STEP=${STEP:-5}
+SWEEPS=${SWEEPS:-1}
+FEEDS=${FEEDS:-3}
+PORT=${PORT:-18192}
+work=$(mktemp -d)
+cleanup() {
+    if [ -n "${server:-}" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cp "$db/pristine.db" "$work/scootfleet.db"
+url="http://127.0.0.1:$PORT"
+rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$server/status"; }
+events() {
+    python3 -c "import sqlite3, sys; c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True); print(c.execute(\"select count(*) from scooter_events where event_type = ?\", (sys.argv[2],)).fetchone()[0])" \
+        "$work/scootfleet.db" "$1"
+}
+# Wait until `events KIND` stops growing, printing a line every STEP seconds.
+follow() {
+    local kind=$1 before=-1 now started=$SECONDS
+    while :; do
+        sleep "$STEP"
+        now=$(events "$kind")
+        printf '| %s | %d s | %d MiB | %d |\n' "$kind" $((SECONDS - started)) "$(rss)" "$now"
+        [ "$now" = "$before" ] && [ "$now" -gt 0 ] && break
+        before=$now
+    done
+}
+
+# The hours stored before the start: 09:00–10:00, so closed now unless it is 9 in Paris;
+# or all day without the sweeps.
+python3 - "$work/scootfleet.db" "$SWEEPS" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+open_minute, close_minute = (540, 600) if sys.argv[2] != "0" else (0, 1440)
+c.execute("insert into operating_hours (version, created_at_ms, created_by, timezone, "
+          "open_minute, close_minute) select coalesce(max(version), 0) + 1, 0, null, "
+          "'Europe/Paris', ?, ? from operating_hours", (open_minute, close_minute))
+c.commit()
+PY
+DATABASE_URL="sqlite://$work/scootfleet.db" SCOOTFLEET_BIND=127.0.0.1:$PORT \
+    SCOOTFLEET_SILENCE_TIMEOUT_SECS=86400 SCOOTFLEET_OPERATOR_EMAIL=bench@example.com \
+    SCOOTFLEET_OPERATOR_PASSWORD=bench-password-1 RUST_LOG=warn \
+    "$bin" >"$work/server.log" 2>&1 &
+server=$!
+until curl -sf "$url/healthz" >/dev/null; do sleep 0.05; done
+echo "healthy after $SECONDS s at $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter)"
+if [ "$SWEEPS" != 0 ]; then
+echo "| sweep | since healthy | VmRSS | events stored |"
+echo "| --- | --- | --- | --- |"
+follow off_hours
+
+token=$(curl -sf -X POST "$url/v1/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"bench-password-1"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+curl -sf -X PUT "$url/v1/ops/hours" -H "authorization: Bearer $token" \
+    -H 'content-type: application/json' \
+    -d '{"timezone":"Europe/Paris","open":"00:00","close":"24:00"}' >/dev/null
+follow on_hours
+fi
+
+before=$(rss)
+peak=$before
+( while sleep 0.2; do rss; done ) > "$work/rss" 2>/dev/null &
+sampler=$!
+for _ in $(seq "$FEEDS"); do
+    curl -sf "$url/gbfs/v3/vehicle_status.json" -o "$work/feed.json" -w '%{size_download} B in %{time_total} s\n'
+done
+sleep 1
+kill "$sampler"; wait "$sampler" 2>/dev/null || true
+peak=$(sort -n "$work/rss" | tail -n 1)
+vehicles=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['data']['vehicles']))" "$work/feed.json")
+echo "vehicle_status ($vehicles vehicles, $FEEDS fetches): VmRSS $before MiB before, peak $peak MiB, $(rss) MiB 1 s after"
