@@ -40,7 +40,8 @@ follow() {
     while :; do
         sleep "$STEP"
         now=$(events "$kind")
-        printf '| %s | %d s | %d MiB | %d |\n' "$kind" $((SECONDS - started)) "$(rss)" "$now"
+        printf '| %s | %d s | %d MiB | %d | %d MiB |\n' "$kind" $((SECONDS - started)) "$(rss)" "$now" \
+            $(( $(stat -c %s "$work/scootfleet.db-wal" 2>/dev/null || echo 0) / 1048576 ))
         [ "$now" = "$before" ] && [ "$now" -gt 0 ] && break
         before=$now
     done
@@ -65,8 +66,8 @@ server=$!
 until curl -sf "$url/healthz" >/dev/null; do sleep 0.05; done
 echo "healthy after $SECONDS s at $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter)"
 if [ "$SWEEPS" != 0 ]; then
-echo "| sweep | since healthy | VmRSS | events stored |"
-echo "| --- | --- | --- | --- |"
+echo "| sweep | since healthy | VmRSS | events stored | log file |"
+echo "| --- | --- | --- | --- | --- |"
 follow off_hours
 
 token=$(curl -sf -X POST "$url/v1/auth/login" -H 'content-type: application/json' \

@@ -97,26 +97,55 @@ macro_rules! db_transaction {
 /// nothing to copy does no sync.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
+/// Log frames (4 KiB pages) past which the log is started over: 64 MiB.
+const RESTART_LOG_AT_FRAMES: i64 = 16_384;
+
+/// What the log file is cut back to, in bytes, when it starts over.
+const LOG_SIZE_LIMIT: &str = "67108864";
+
 /// Copies the SQLite write-ahead log into the database file every [`CHECKPOINT_EVERY`] from
 /// a reader connection, until the pool closes. SQLite would otherwise do it inside whichever
 /// commit crosses 1,000 pages of log, and the writer — telemetry, rides, dispatch all queue
 /// on it — would wait for the copy and its sync.
-async fn checkpoint_wal(read: SqlitePool) {
+async fn checkpoint_wal(read: SqlitePool, write: SqlitePool) {
     loop {
         tokio::time::sleep(CHECKPOINT_EVERY).await;
         if read.is_closed() {
             return;
         }
-        if let Err(err) = sqlx::query("pragma wal_checkpoint(passive)")
-            .execute(&read)
-            .await
-        {
+        if let Err(err) = checkpoint_once(&read, &write, RESTART_LOG_AT_FRAMES).await {
             if read.is_closed() {
                 return;
             }
             tracing::warn!(error = %err, "checkpointing the SQLite log failed");
         }
     }
+}
+
+/// One checkpoint beside the writer; and, once the log holds `restart_at` frames, one from
+/// the writer's own connection that starts the log over. Returns whether it did that.
+///
+/// Under a steady stream of commits a checkpoint beside the writer never reaches the end of
+/// the log, so SQLite never starts it over and it grows without bound (14 GB while a million
+/// scooters changed state at closing time, with 27 MiB of its index mapped in memory). A
+/// `restart` checkpoint on the writer's connection runs between two write transactions, waits
+/// for the readers to move to the newest snapshot, and copies what is left, so the next
+/// commit writes from the log's start; `journal_size_limit` then shrinks the file.
+async fn checkpoint_once(
+    read: &SqlitePool,
+    write: &SqlitePool,
+    restart_at: i64,
+) -> Result<bool, sqlx::Error> {
+    let (_, log, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
+        .fetch_one(read)
+        .await?;
+    if log < restart_at {
+        return Ok(false);
+    }
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(restart)")
+        .fetch_one(write)
+        .await?;
+    Ok(busy == 0)
 }
 
 /// A PostgreSQL connection idle for longer than this is pinged before it is handed out.
@@ -227,10 +256,14 @@ impl Db {
                                 Ok(())
                             })
                         })
-                        .connect_with(options.pragma("wal_autocheckpoint", "0"))
+                        .connect_with(
+                            options
+                                .pragma("wal_autocheckpoint", "0")
+                                .pragma("journal_size_limit", LOG_SIZE_LIMIT),
+                        )
                         .await
                         .map_err(ConnectError::Connect)?;
-                    tokio::spawn(checkpoint_wal(read.clone()));
+                    tokio::spawn(checkpoint_wal(read.clone(), write.clone()));
                     write
                 };
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -454,6 +487,58 @@ mod tests {
             redact_url("sqlite://scootfleet.db"),
             "sqlite://scootfleet.db"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_log_is_started_over_from_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        let Db::Sqlite { read, write, .. } = &db else {
+            unreachable!()
+        };
+        sqlx::query("create table t (n integer)")
+            .execute(write)
+            .await
+            .unwrap();
+        let passive = |pool: SqlitePool| async move {
+            let (_, log, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            log
+        };
+        // A reader on an old snapshot keeps checkpoints from copying what came after it,
+        // as a steady stream of commits does.
+        let mut reader = read.acquire().await.unwrap();
+        sqlx::query("begin").execute(&mut *reader).await.unwrap();
+        sqlx::query("select count(*) from t")
+            .execute(&mut *reader)
+            .await
+            .unwrap();
+        for n in 0..60 {
+            sqlx::query("insert into t values ($1)")
+                .bind(n)
+                .execute(write)
+                .await
+                .unwrap();
+        }
+        assert!(
+            !checkpoint_once(read, write, 1000).await.unwrap(),
+            "short log"
+        );
+        let before = passive(read.clone()).await;
+        assert!(before >= 60, "{before} frames");
+        sqlx::query("commit").execute(&mut *reader).await.unwrap();
+        drop(reader);
+        assert!(checkpoint_once(read, write, 50).await.unwrap(), "long log");
+        sqlx::query("insert into t values (60)")
+            .execute(write)
+            .await
+            .unwrap();
+        let after = passive(read.clone()).await;
+        assert!(after < 5, "the log started over: {after} frames");
+        db.close().await;
     }
 
     #[tokio::test]
