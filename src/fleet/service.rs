@@ -31,6 +31,9 @@ const STATE_LOOKBACK: i64 = 500;
 /// How many positions [`Fleet::set_area`] copies out of the index at a time (1 MiB).
 const PLACED_AT_ONCE: usize = 65_536;
 
+/// How many scooters one transaction of a sweep changes ([`Fleet::change_states`]).
+const CHANGED_AT_ONCE: usize = 256;
+
 /// How many changes a slow listener may fall behind before it misses some.
 const CHANGE_FEED: usize = 16_384;
 
@@ -421,6 +424,46 @@ impl Fleet {
             checked = true;
         }
         Err(ChangeError::NotAllowed { from, event })
+    }
+}
+
+impl Fleet {
+    /// [`Fleet::change_state`] for each of `scooter_ids` that the live view has in `from`
+    /// (a sweep over the fleet), [`CHANGED_AT_ONCE`] to a transaction. A scooter the
+    /// database has in another state (changed meanwhile, here or by another server) goes
+    /// through [`Fleet::change_state`] on its own, which looks again. Returns how many
+    /// changed.
+    pub async fn change_states(
+        &self,
+        db: &Db,
+        scooter_ids: &[Arc<str>],
+        from: ScooterState,
+        event: Event,
+        now: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        let Some(to) = transition(from, event) else {
+            return Ok(0);
+        };
+        let mut changed = 0;
+        for ids in scooter_ids.chunks(CHANGED_AT_ONCE) {
+            let versions =
+                store::change_states(db, ids, from, to, event, now.timestamp_millis()).await?;
+            for (scooter_id, version) in ids.iter().zip(versions) {
+                if let Some(version) = version {
+                    changed += 1;
+                    if let Some(scooter) = self.write().apply_state(scooter_id, to, version) {
+                        self.publish(ChangeKind::State, scooter);
+                    }
+                    continue;
+                }
+                match self.change_state(db, scooter_id, event, now).await {
+                    Ok(_) => changed += 1,
+                    Err(ChangeError::NotAllowed { .. } | ChangeError::UnknownScooter) => {}
+                    Err(ChangeError::Internal(err)) => return Err(err),
+                }
+            }
+        }
+        Ok(changed)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The fleet in the database: scooters, their state changes, and telemetry history.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use futures_util::TryStreamExt;
 
@@ -330,6 +330,38 @@ pub async fn change_state(
         Ok::<_, sqlx::Error>(version)
     })?;
     Ok(version)
+}
+
+/// [`change_state`] for each of `scooter_ids`, all leaving `from` on `event`, in one
+/// transaction: a sweep over the fleet commits (and writes to the log) once for many
+/// scooters. Returns each scooter's new version, or `None` where it was not in `from`.
+pub async fn change_states(
+    db: &Db,
+    scooter_ids: &[Arc<str>],
+    from: ScooterState,
+    to: ScooterState,
+    event: Event,
+    at_ms: i64,
+) -> Result<Vec<Option<i64>>, Error> {
+    let versions = crate::db_transaction!(db, |tx| {
+        let mut versions = Vec::with_capacity(scooter_ids.len());
+        for scooter_id in scooter_ids {
+            versions.push(
+                change_state_on(
+                    &mut Conn::from(&mut *tx),
+                    scooter_id,
+                    from,
+                    to,
+                    event,
+                    at_ms,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(versions)
+    })?;
+    Ok(versions)
 }
 
 /// [`change_state`] on a connection of a transaction another domain opened (a ride starting

@@ -76,10 +76,13 @@ async fn follow_opening_hours(state: &AppState) {
             return;
         }
         let ids = state.fleet.read().ids_in_state(from, |_| true, slots);
-        for id in ids {
-            if let Err(err) = state.fleet.change_state(&state.db, &id, event, now).await {
-                tracing::debug!(scooter = %id, error = %err, "opening-hours change skipped");
-            }
+        if let Err(err) = state
+            .fleet
+            .change_states(&state.db, &ids, from, event, now)
+            .await
+        {
+            tracing::warn!(error = ?err, "opening-hours changes failed; the next sweep tries again");
+            return;
         }
     }
 }
