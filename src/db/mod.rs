@@ -100,6 +100,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Log frames (4 KiB pages) past which the log is started over: 64 MiB.
 const RESTART_LOG_AT_FRAMES: i64 = 16_384;
 
+/// How long a SQLite statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the writer waits for readers on older snapshots before it gives up starting the
+/// log over, until the next checkpoint: writes wait meanwhile.
+const RESTART_WAIT_MS: u64 = 10;
+
 /// What the log file is cut back to, in bytes, when it starts over.
 const LOG_SIZE_LIMIT: &str = "67108864";
 
@@ -129,8 +136,9 @@ async fn checkpoint_wal(read: SqlitePool, write: SqlitePool) {
 /// the log, so SQLite never starts it over and it grows without bound (14 GB while a million
 /// scooters changed state at closing time, with 27 MiB of its index mapped in memory). A
 /// `restart` checkpoint on the writer's connection runs between two write transactions, waits
-/// for the readers to move to the newest snapshot, and copies what is left, so the next
-/// commit writes from the log's start; `journal_size_limit` then shrinks the file.
+/// for the readers to move to the newest snapshot (at most [`RESTART_WAIT_MS`], then it tries
+/// again at the next checkpoint), and copies what is left, so the next commit writes from
+/// the log's start; `journal_size_limit` then shrinks the file.
 async fn checkpoint_once(
     read: &SqlitePool,
     write: &SqlitePool,
@@ -142,9 +150,23 @@ async fn checkpoint_once(
     if log < restart_at {
         return Ok(false);
     }
-    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(restart)")
-        .fetch_one(write)
+    let mut writer = write.acquire().await?;
+    let wait = |ms: u128| format!("pragma busy_timeout = {ms}");
+    sqlx::query(&wait(u128::from(RESTART_WAIT_MS)))
+        .execute(&mut *writer)
         .await?;
+    let restarted: Result<(i64, i64, i64), _> = sqlx::query_as("pragma wal_checkpoint(restart)")
+        .fetch_one(&mut *writer)
+        .await;
+    if let Err(err) = sqlx::query(&wait(BUSY_TIMEOUT.as_millis()))
+        .execute(&mut *writer)
+        .await
+    {
+        // Not left with the short wait: the pool opens a fresh writer instead.
+        writer.close_on_drop();
+        return Err(err);
+    }
+    let (busy, _, _) = restarted?;
     Ok(busy == 0)
 }
 
@@ -220,7 +242,7 @@ impl Db {
                         SqliteSync::Each => SqliteSynchronous::Full,
                         SqliteSync::Grouped | SqliteSync::Normal => SqliteSynchronous::Normal,
                     })
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(BUSY_TIMEOUT)
                     .foreign_keys(true);
                 let file = options.get_filename().to_owned();
                 let commits = log_sync::CommitCounter::new();
@@ -529,6 +551,23 @@ mod tests {
         );
         let before = passive(read.clone()).await;
         assert!(before >= 60, "{before} frames");
+        // While the reader is on its old snapshot the writer gives up at once, and then
+        // waits for locks as long as before.
+        let started = std::time::Instant::now();
+        assert!(
+            !checkpoint_once(read, write, 50).await.unwrap(),
+            "a reader holds it"
+        );
+        assert!(
+            started.elapsed() < BUSY_TIMEOUT / 10,
+            "{:?}",
+            started.elapsed()
+        );
+        let wait: i64 = sqlx::query_scalar("pragma busy_timeout")
+            .fetch_one(write)
+            .await
+            .unwrap();
+        assert_eq!(wait, BUSY_TIMEOUT.as_millis() as i64);
         sqlx::query("commit").execute(&mut *reader).await.unwrap();
         drop(reader);
         assert!(checkpoint_once(read, write, 50).await.unwrap(), "long log");
