@@ -97,10 +97,10 @@ pub fn vehicles(state: &AppState, now: DateTime<Utc>) -> Vec<PublicVehicle> {
         .read()
         .select(|s| is_public(s, floor, open, &|_, _| true));
     let mut shown: Vec<PublicVehicle> = candidates
-        .into_iter()
-        .filter(|(s, _)| in_area(s.lat, s.lon))
-        .map(|(s, trips)| PublicVehicle {
-            vehicle_id: state.public_ids.id(&s.scooter_id, trips),
+        .iter()
+        .filter(|(_, s)| in_area(s.lat, s.lon))
+        .map(|(scooter_id, s)| PublicVehicle {
+            vehicle_id: state.public_ids.id(scooter_id, s.trips),
             lat: s.lat,
             lon: s.lon,
             is_reserved: s.state == ScooterState::Reserved,
@@ -109,8 +109,9 @@ pub fn vehicles(state: &AppState, now: DateTime<Utc>) -> Vec<PublicVehicle> {
             last_reported: from_millis(s.last_seen_ms),
         })
         .collect();
+    drop(candidates);
     // In the order of the public ids, which says nothing of the fleet codes'.
-    shown.sort_unstable_by(|a, b| a.vehicle_id.cmp(&b.vehicle_id));
+    shown.sort_unstable_by_key(|v| v.vehicle_id);
     shown
 }
 

@@ -53,7 +53,7 @@ pub struct SystemFacts {
 /// identifier that changes after each rental.
 #[derive(Debug, Clone)]
 pub struct PublicVehicle {
-    pub vehicle_id: String,
+    pub vehicle_id: super::PublicId,
     pub lat: f64,
     pub lon: f64,
     pub is_reserved: bool,
@@ -180,7 +180,7 @@ impl VehicleStatus {
             out.push(b',');
         }
         let json = VehicleJson {
-            vehicle_id: &v.vehicle_id,
+            vehicle_id: v.vehicle_id.as_str(),
             lat: v.lat,
             lon: v.lon,
             is_reserved: v.is_reserved,
@@ -386,7 +386,7 @@ mod tests {
         assert_valid("system_information", &system_information(&system, now()));
         assert_valid("vehicle_types", &vehicle_types(60_000.0, "fr", now()));
         let vehicles = vec![PublicVehicle {
-            vehicle_id: "v_abc".into(),
+            vehicle_id: super::super::PublicId::new("v_abc"),
             lat: 48.85,
             lon: 2.35,
             is_reserved: false,

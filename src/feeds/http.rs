@@ -175,7 +175,7 @@ mod tests {
     async fn the_vehicle_feed_in_pieces_is_the_whole_document() {
         let now = Utc::now();
         let vehicle = |id: &str| gbfs::PublicVehicle {
-            vehicle_id: id.into(),
+            vehicle_id: super::super::PublicId::new(id),
             lat: 48.85,
             lon: 2.35,
             is_reserved: false,

@@ -11,4 +11,4 @@ pub mod http;
 pub mod live;
 pub mod public_ids;
 
-pub use public_ids::PublicIds;
+pub use public_ids::{PublicId, PublicIds};

@@ -36,6 +36,44 @@ impl Default for PublicIds {
     }
 }
 
+/// A public vehicle id, held inline: a feed of a million vehicles allocates nothing per id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicId {
+    /// The id's bytes, then zeros (so that the order of the bytes is the order of the ids).
+    bytes: [u8; PublicId::MAX],
+    len: u8,
+}
+
+impl PublicId {
+    /// The longest id held; [`PublicIds`] makes them 22 bytes long.
+    pub const MAX: usize = 24;
+
+    /// `id`, cut to [`PublicId::MAX`] bytes at a character boundary.
+    pub fn new(id: &str) -> Self {
+        let mut len = id.len().min(Self::MAX);
+        while !id.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; Self::MAX];
+        bytes[..len].copy_from_slice(&id.as_bytes()[..len]);
+        PublicId {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Made from a `&str` cut at a character boundary, so always UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for PublicId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// The characters of a public id after its prefix.
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -50,21 +88,19 @@ impl PublicIds {
 
     /// The public id of scooter `scooter_id` after it has ended `trips` trips: `v_` and 20
     /// alphanumerics (about 119 bits) taken from the keyed hash.
-    pub fn id(&self, scooter_id: &str, trips: u16) -> String {
+    pub fn id(&self, scooter_id: &str, trips: u16) -> PublicId {
         let mut mac = self.keyed.clone();
         // The code's length first, so that no two (code, count) pairs hash the same bytes.
         mac.update(&(scooter_id.len() as u64).to_be_bytes());
         mac.update(scooter_id.as_bytes());
         mac.update(&trips.to_be_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut id = String::with_capacity(22);
-        id.push_str("v_");
-        id.extend(
-            digest[..20]
-                .iter()
-                .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()])),
-        );
-        id
+        let mut bytes = [0; PublicId::MAX];
+        bytes[..2].copy_from_slice(b"v_");
+        for (to, byte) in bytes[2..22].iter_mut().zip(&digest[..20]) {
+            *to = ALPHABET[usize::from(*byte) % ALPHABET.len()];
+        }
+        PublicId { bytes, len: 22 }
     }
 }
 
@@ -79,6 +115,7 @@ mod tests {
         assert_eq!(ids.id("CS-1", 0), first);
         assert_ne!(ids.id("CS-1", 1), first, "a trip ended: a new id");
         assert_ne!(ids.id("CS-2", 0), first, "another scooter, another id");
+        let first = first.as_str();
         assert!(first.starts_with("v_") && first.len() == 22, "{first}");
         assert!(!first.contains("CS"));
         assert!(first[2..].bytes().all(|b| b.is_ascii_alphanumeric()));
@@ -97,5 +134,14 @@ mod tests {
         let ids = PublicIds::new();
         // Without the length first, ("A", 0x4100) and ("AA", 0) could hash the same bytes.
         assert_ne!(ids.id("A", 0x4100), ids.id("AA", 0));
+    }
+
+    #[test]
+    fn ids_are_held_inline_and_cut_at_a_character() {
+        assert_eq!(PublicId::new("v_abc").as_str(), "v_abc");
+        let long = "é".repeat(13);
+        assert_eq!(PublicId::new(&long).as_str(), "é".repeat(12));
+        assert!(PublicId::new("v_a") < PublicId::new("v_ab"));
+        assert!(PublicId::new("v_ab") < PublicId::new("v_b"));
     }
 }

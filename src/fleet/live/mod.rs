@@ -65,10 +65,39 @@ impl ServiceArea for NoAreaYet {
 
 type Entry = GeomWithData<[f32; 3], u32>;
 
-/// The fleet in memory. Not synchronised itself: [`super::Fleet`] holds it behind a lock.
 /// How many slots of the fleet a sweep looks at at a time (see [`LiveIndex::ids_in_state`]).
 pub const SWEPT_AT_ONCE: u32 = 4096;
 
+/// Scooters copied out of the index ([`LiveIndex::select`]): their records, and their ids
+/// end to end in one string.
+#[derive(Debug, Default)]
+pub struct Selection {
+    records: Vec<Record>,
+    ids: String,
+    /// Where each id ends in `ids`.
+    ends: Vec<usize>,
+}
+
+impl Selection {
+    /// Each scooter's id and record, in the order selected.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Record)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .zip(&self.records)
+            .map(|((start, &end), record)| (&self.ids[start..end], record))
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// The fleet in memory. Not synchronised itself: [`super::Fleet`] holds it behind a lock.
 pub struct LiveIndex {
     records: Vec<Record>,
     /// Whether the scooter in the same slot stands in `area`, kept true on every move.
@@ -406,16 +435,21 @@ impl LiveIndex {
         (page, more)
     }
 
-    /// Every scooter whose record passes `keep`, in id order, with the trips it has ended
-    /// ([`Record::trips`]).
-    pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<(Scooter, u16)> {
-        self.ids
-            .after(None)
-            .filter_map(|slot| {
-                let record = self.records.get(slot as usize)?;
-                keep(record).then(|| (Scooter::new(self.ids.id(slot), record), record.trips))
-            })
-            .collect()
+    /// Every scooter whose record passes `keep`, in id order, copied out without an
+    /// allocation of its own: a feed of the whole fleet is three vectors.
+    pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Selection {
+        let mut selection = Selection::default();
+        for slot in self.ids.after(None) {
+            let Some(record) = self.records.get(slot as usize) else {
+                continue;
+            };
+            if keep(record) {
+                selection.records.push(*record);
+                selection.ids.push_str(self.ids.id(slot));
+                selection.ends.push(selection.ids.len());
+            }
+        }
+        selection
     }
 
     /// Available scooters in `slots` not heard from since `cutoff_ms`.
@@ -668,8 +702,12 @@ mod tests {
         index.apply_state("mid", ScooterState::Reserved, version + 6);
         assert_eq!(trips(&index), 2);
         let selected = index.select(|r| r.state == ScooterState::Reserved);
-        assert_eq!(selected.len(), 1);
-        assert_eq!((&*selected[0].0.scooter_id, selected[0].1), ("mid", 2));
+        let found: Vec<(&str, u16)> = selected.iter().map(|(id, r)| (id, r.trips)).collect();
+        assert_eq!(found, [("mid", 2)]);
+        let all = index.select(|_| true);
+        let ids: Vec<&str> = all.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), index.len());
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     }
 
     #[test]
