@@ -138,8 +138,8 @@ pub fn vehicle_types(max_range_meters: f64, language: &str, now: DateTime<Utc>) 
 }
 
 /// `vehicle_status` written out piece by piece, so that a large fleet's document is never
-/// held whole: [`VehicleStatus::head`], then each vehicle with [`VehicleStatus::vehicle`],
-/// then [`VehicleStatus::TAIL`].
+/// held whole: the head of [`VehicleStatus::frame`], then each vehicle with
+/// [`VehicleStatus::vehicle`], then the frame's tail.
 pub struct VehicleStatus;
 
 /// One vehicle of `vehicle_status` as written out: typed, so no JSON tree is built for it.
@@ -159,20 +159,16 @@ struct VehicleJson<'a> {
 }
 
 impl VehicleStatus {
-    /// Everything before the first vehicle.
-    pub fn head(now: DateTime<Utc>) -> String {
-        let head = json!({
-            "last_updated": rfc3339(now),
-            "ttl": ttl("vehicle_status"),
-            "version": VERSION,
-        })
-        .to_string();
-        // `{…}` opened again to add `data`, whose list the vehicles fill.
-        format!("{},\"data\":{{\"vehicles\":[", head.trim_end_matches('}'))
+    /// The document around its list of vehicles: what comes before the first one and
+    /// after the last, the same envelope as every other feed's.
+    pub fn frame(now: DateTime<Utc>) -> (String, String) {
+        const SLOT: &str = "vehicles go here";
+        let doc = document("vehicle_status", now, json!({ "vehicles": SLOT })).to_string();
+        let (head, tail) = doc
+            .split_once(&format!("\"{SLOT}\""))
+            .expect("the envelope holds the slot it was given");
+        (format!("{head}["), format!("]{tail}"))
     }
-
-    /// Everything after the last vehicle.
-    pub const TAIL: &'static str = "]}}";
 
     /// Appends `v` to `out`, after a comma unless it is the first.
     pub fn vehicle(out: &mut Vec<u8>, v: &PublicVehicle, first: bool) {
@@ -195,13 +191,15 @@ impl VehicleStatus {
         let _ = serde_json::to_writer(&mut *out, &json);
     }
 
-    /// The whole document at once, for tests and small fleets.
+    /// The whole document at once.
+    #[cfg(test)]
     pub fn document(vehicles: &[PublicVehicle], now: DateTime<Utc>) -> Vec<u8> {
-        let mut out = Self::head(now).into_bytes();
+        let (head, tail) = Self::frame(now);
+        let mut out = head.into_bytes();
         for (i, v) in vehicles.iter().enumerate() {
             Self::vehicle(&mut out, v, i == 0);
         }
-        out.extend_from_slice(Self::TAIL.as_bytes());
+        out.extend_from_slice(tail.as_bytes());
         out
     }
 }

@@ -117,31 +117,25 @@ fn vehicle_status_body(
     now: DateTime<Utc>,
     per_piece: usize,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-    let head = stream::once(std::future::ready(Ok(Bytes::from(
-        gbfs::VehicleStatus::head(now),
-    ))));
+    let (head, tail) = gbfs::VehicleStatus::frame(now);
     let pieces = stream::unfold(0, move |next| {
         let vehicles = vehicles.clone();
         async move {
-            if next > vehicles.len() {
+            if next >= vehicles.len() {
                 return None;
             }
             let end = (next + per_piece).min(vehicles.len());
-            let mut piece = Vec::with_capacity((end - next) * 280 + 4);
+            let mut piece = Vec::with_capacity((end - next) * 280);
             for (i, vehicle) in vehicles[next..end].iter().enumerate() {
                 gbfs::VehicleStatus::vehicle(&mut piece, vehicle, next + i == 0);
             }
-            // After the last vehicle, the document's end; then nothing more.
-            let after = if end == vehicles.len() {
-                piece.extend_from_slice(gbfs::VehicleStatus::TAIL.as_bytes());
-                end + 1
-            } else {
-                end
-            };
-            Some((Ok(Bytes::from(piece)), after))
+            Some((Bytes::from(piece), end))
         }
     });
-    head.chain(pieces)
+    stream::once(std::future::ready(Bytes::from(head)))
+        .chain(pieces)
+        .chain(stream::once(std::future::ready(Bytes::from(tail))))
+        .map(Ok)
 }
 
 /// Where rides may start and end, and where speed is capped.

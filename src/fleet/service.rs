@@ -425,9 +425,7 @@ impl Fleet {
         }
         Err(ChangeError::NotAllowed { from, event })
     }
-}
 
-impl Fleet {
     /// [`Fleet::change_state`] for each of `scooter_ids` that the live view has in `from`
     /// (a sweep over the fleet), [`CHANGED_AT_ONCE`] to a transaction. A scooter the
     /// database has in another state (changed meanwhile, here or by another server) goes

@@ -1,6 +1,6 @@
 //! The fleet in the database: scooters, their state changes, and telemetry history.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use futures_util::TryStreamExt;
 
@@ -313,23 +313,8 @@ pub async fn change_state(
     event: Event,
     at_ms: i64,
 ) -> Result<Option<i64>, Error> {
-    let version = db_write!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let version = change_state_on(
-            &mut Conn::from(&mut *tx),
-            scooter_id,
-            from,
-            to,
-            event,
-            at_ms,
-        )
-        .await?;
-        if version.is_some() {
-            tx.commit().await?;
-        }
-        Ok::<_, sqlx::Error>(version)
-    })?;
-    Ok(version)
+    let versions = change_states(db, &[scooter_id], from, to, event, at_ms).await?;
+    Ok(versions.into_iter().next().flatten())
 }
 
 /// [`change_state`] for each of `scooter_ids`, all leaving `from` on `event`, in one
@@ -337,7 +322,7 @@ pub async fn change_state(
 /// scooters. Returns each scooter's new version, or `None` where it was not in `from`.
 pub async fn change_states(
     db: &Db,
-    scooter_ids: &[Arc<str>],
+    scooter_ids: &[impl AsRef<str>],
     from: ScooterState,
     to: ScooterState,
     event: Event,
@@ -349,7 +334,7 @@ pub async fn change_states(
             versions.push(
                 change_state_on(
                     &mut Conn::from(&mut *tx),
-                    scooter_id,
+                    scooter_id.as_ref(),
                     from,
                     to,
                     event,

@@ -87,14 +87,6 @@ impl Selection {
             .zip(&self.records)
             .map(|((start, &end), record)| (&self.ids[start..end], record))
     }
-
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
 }
 
 /// The fleet in memory. Not synchronised itself: [`super::Fleet`] holds it behind a lock.
