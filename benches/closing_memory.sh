@@ -12,6 +12,9 @@
 # brings every scooter back), and once it is done /gbfs/v3/vehicle_status.json is fetched
 # FEEDS times; VmRSS before, at its peak (sampled every 0.2 s) and after are shown.
 # SWEEPS=0 skips both sweeps: the server starts open all day, and only the feed is measured.
+# TELEMETRY=SECONDS (with SWEEPS=0) first sends points for that long, one per request, from
+# scooter after scooter of DIR/tokens.csv (the import's tokens) by wrk, at 30 km of range:
+# each scooter's first point re-arms it for dispatch, which the server then remembers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:?usage: DB=DIR $0 path/to/scootfleet}
@@ -20,6 +23,7 @@ N=${N:-1000000}
 STEP=${STEP:-5}
 SWEEPS=${SWEEPS:-1}
 FEEDS=${FEEDS:-3}
+TELEMETRY=${TELEMETRY:-0}
 PORT=${PORT:-18192}
 work=$(mktemp -d)
 cleanup() {
@@ -30,6 +34,9 @@ trap cleanup EXIT
 cp "$db/pristine.db" "$work/scootfleet.db"
 url="http://127.0.0.1:$PORT"
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$server/status"; }
+# VmRSS in its parts: the heap and other private memory, mapped files (SQLite's database
+# and log index), shared memory.
+rss_parts() { awk '/RssAnon|RssFile|RssShmem/ {printf "%s %d MiB ", $1, $2 / 1024}' "/proc/$server/status"; }
 events() {
     python3 -c "import sqlite3, sys; c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True); print(c.execute(\"select count(*) from scooter_events where event_type = ?\", (sys.argv[2],)).fetchone()[0])" \
         "$work/scootfleet.db" "$1"
@@ -64,7 +71,40 @@ DATABASE_URL="sqlite://$work/scootfleet.db" SCOOTFLEET_BIND=127.0.0.1:$PORT \
     "$bin" >"$work/server.log" 2>&1 &
 server=$!
 until curl -sf "$url/healthz" >/dev/null; do sleep 0.05; done
-echo "healthy after $SECONDS s at $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter)"
+echo "healthy after $SECONDS s at $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
+if [ "$TELEMETRY" != 0 ]; then
+cat > "$work/telemetry.lua" <<LUA
+local tokens, threads, sent, base_ms = {}, {}, 0, 0
+setup = function(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+init = function(args)
+  for line in io.lines("$db/tokens.csv") do
+    local token = line:match("^[^,]+,(.+)$")
+    if token and token ~= "device_token" then table.insert(tokens, token) end
+  end
+  base_ms = os.time() * 1000
+end
+local function stamp(ms)
+  return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000)) .. string.format(".%03dZ", ms % 1000)
+end
+request = function()
+  local n = sent * 2 + id
+  sent = sent + 1
+  local slot, round = n % #tokens, math.floor(n / #tokens)
+  local body = string.format('{"points":[{"lat":%.5f,"lon":%.5f,"range_km":30,"battery_pct":60,"recorded_at":"%s"}]}',
+    48.84 + (n % 300) * 0.0001, 2.30 + (n % 500) * 0.0001, stamp(base_ms + round + 1))
+  return wrk.format("POST", "/v1/telemetry",
+    {["content-type"] = "application/json", ["authorization"] = "Bearer " .. tokens[slot + 1]}, body)
+end
+LUA
+points() { curl -sf "$url/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}'; }
+before=$(rss)
+wrk -t2 -c64 -d"${TELEMETRY}s" -s "$work/telemetry.lua" "$url" | awk '/Requests\/sec|Non-2xx/'
+sleep 1
+echo "telemetry for $TELEMETRY s: $(points) points stored (of $N scooters); VmRSS $before MiB before, $(rss) MiB after ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
+fi
 if [ "$SWEEPS" != 0 ]; then
 echo "| sweep | since healthy | VmRSS | events stored | log file |"
 echo "| --- | --- | --- | --- | --- |"
@@ -90,4 +130,4 @@ sleep 1
 kill "$sampler"; wait "$sampler" 2>/dev/null || true
 peak=$(sort -n "$work/rss" | tail -n 1)
 vehicles=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['data']['vehicles']))" "$work/feed.json")
-echo "vehicle_status ($vehicles vehicles, $FEEDS fetches): VmRSS $before MiB before, peak $peak MiB, $(rss) MiB 1 s after"
+echo "vehicle_status ($vehicles vehicles, $FEEDS fetches): VmRSS $before MiB before, peak $peak MiB, $(rss) MiB 1 s after: $(rss_parts)"

@@ -26,6 +26,8 @@ pub mod error;
 pub mod feeds;
 /// The fleet: scooters, their states, telemetry and the live spatial index.
 pub mod fleet;
+/// Requests to the memory allocator: large blocks mapped, free pages given back.
+pub mod heap;
 /// `Idempotency-Key`: replaying the first answer to a repeated mutating call.
 pub mod idempotency;
 /// Opaque identifiers and random secrets.

@@ -44,7 +44,7 @@ enum ScooterCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    keep_large_blocks_mapped();
+    scootfleet::heap::keep_large_blocks_mapped();
     let cli = Cli::parse();
     telemetry::init_tracing(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
@@ -64,18 +64,3 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 }
-
-/// Keeps glibc's threshold for mapping large blocks at its default, 128 KiB. glibc otherwise
-/// raises it to the size of any mapped block freed, up to 32 MiB: after one password hash
-/// (argon2 works in 19 MiB), the live index's large vectors and the feeds' lists would come
-/// from the heap instead, and the holes they leave there stay resident — at a million
-/// scooters, 26 MiB more after the first password hash and 104 MiB more after four logins
-/// at once.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_large_blocks_mapped() {
-    // SAFETY: `mallopt` only sets a parameter of the allocator, which it reads under its lock.
-    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_large_blocks_mapped() {}

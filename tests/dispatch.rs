@@ -103,6 +103,8 @@ mod scenarios {
 
     pub async fn hysteresis_holds_back_new_tasks_until_rearmed(s: &TestServer) {
         let op = s.operator_token().await;
+        // Registered: that it is armed is remembered in its record in the live index.
+        crate::common::fleet::register(s, &op, "CS-0001", CENTER.0, CENTER.1, 30.0).await;
         // Well above the threshold: nothing to do, from memory after the first time.
         assert_eq!(
             s.report("CS-0001", CENTER, 40.0).await,
@@ -138,7 +140,7 @@ mod scenarios {
 
         // Disarmed: no new task while the range stays within threshold + margin, even for a
         // server that does not remember the scooter.
-        s.state.dispatch.forget("CS-0001");
+        s.state.dispatch.forget(&s.state.fleet, "CS-0001");
         assert_eq!(
             s.report("CS-0001", CENTER, 8.8).await,
             ReportOutcome::AlreadyHandled

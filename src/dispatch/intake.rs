@@ -11,10 +11,10 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
+use super::assign;
 use super::lifecycle::Task;
 use super::report::{ReportOutcome, ScooterReport};
 use super::store::{self, NewTask};
-use super::{assign, Known};
 use crate::app::AppState;
 use crate::crews::CrewIndex;
 use crate::error::Error;
@@ -203,13 +203,11 @@ impl Prepared {
             .zip(self.crews)
             .zip(created)
             .map(|((report, proposed), task)| {
-                state.dispatch.remember(
+                state.dispatch.remember_disarmed(
+                    &state.fleet,
                     &report.scooter_id,
-                    Known::Disarmed {
-                        lat: report.lat,
-                        lon: report.lon,
-                        range_km: report.range_km,
-                    },
+                    (report.lat, report.lon),
+                    report.range_km,
                 );
                 let Some(task) = task else {
                     return Settled::Done(ReportOutcome::AlreadyHandled);

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::intake::{pass_on, Prepared, Settled};
 use super::lifecycle::Task;
 use super::report::ScooterReport;
-use super::{hysteresis, store, Known, Step};
+use super::{hysteresis, store, Step};
 use crate::app::AppState;
 use crate::conn_run;
 use crate::db::Conn;
@@ -35,7 +35,7 @@ pub fn join(state: &AppState, reports: Vec<ScooterReport>) -> Option<Joined> {
     let mut low = Vec::new();
     let mut rearm = Vec::new();
     for report in reports {
-        let known = state.dispatch.known(&report.scooter_id);
+        let known = state.dispatch.known(&state.fleet, &report.scooter_id);
         let position = (report.lat, report.lon);
         match hysteresis(config, known, report.range_km, report.on_trip, position) {
             Step::Trigger => low.push((report, ())),
@@ -97,9 +97,7 @@ impl Joined {
         state: &AppState,
     ) -> Option<(HashSet<String>, impl Future<Output = ()> + Send + 'static)> {
         let created = self.created?;
-        for scooter_id in &self.rearm {
-            state.dispatch.remember(scooter_id, Known::Armed);
-        }
+        state.dispatch.remember_armed(&state.fleet, &self.rearm);
         let passed_on: Vec<(Task, Option<String>)> = self
             .prepared
             .settle(state, created)

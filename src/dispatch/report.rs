@@ -2,9 +2,12 @@
 //! [`on_scooter_report`], which creates a battery-swap task when the range is low.
 //!
 //! The common case — a scooter well above the threshold that this server already knows to
-//! be armed — is answered from memory, with no database work. A low report always checks the
-//! database, which has the last word. That a scooter is disarmed is remembered for
-//! `dispatch.memory_secs` only, since another server may complete its task meanwhile.
+//! be armed — is answered from memory, with no database work: that bit is kept in the
+//! scooter's record in the live index, so it costs nothing per scooter (a scooter the index
+//! does not hold is never remembered as armed, and each of its high reports asks the
+//! database). A low report always checks the database, which has the last word. That a
+//! scooter is disarmed is remembered for `dispatch.memory_secs` only, since another server
+//! may complete its task meanwhile.
 //!
 //! With several servers, a scooter's reports should reach one server at a time (route by
 //! scooter): a server that remembers a scooter as armed does not see that another server
@@ -21,6 +24,7 @@ use super::store;
 use super::{hysteresis, Known, Step};
 use crate::app::AppState;
 use crate::error::Error;
+use crate::fleet::Fleet;
 
 /// A position and range report of one scooter, as accepted by the fleet.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,45 +57,98 @@ pub enum ReportOutcome {
 }
 
 /// What this server remembers of scooters' hysteresis state.
+///
+/// That a scooter is armed is the common case, true of nearly the whole fleet: it is kept in
+/// the scooter's own record in the live index ([`crate::fleet::Record::dispatch_armed`]), at no cost in
+/// memory. That it got a task, with the task's position and range, is kept here for the few
+/// scooters below the threshold, and trusted for `trust` only.
 #[derive(Debug)]
 pub struct Dispatcher {
-    memory: Mutex<HashMap<String, (Known, Instant)>>,
+    disarmed: Mutex<Disarmed>,
     trust: Duration,
     /// Low reports waiting to be turned into tasks.
     pub(super) intake: Intake,
 }
 
+/// Scooters remembered as disarmed, with when; those older than the trust are dropped once
+/// the map has doubled since it was last pruned.
+#[derive(Debug, Default)]
+struct Disarmed {
+    scooters: HashMap<String, (Known, Instant)>,
+    pruned_at_len: usize,
+}
+
+/// The disarmed scooters are not pruned below this many.
+const PRUNED_FROM: usize = 1_024;
+
 impl Dispatcher {
     pub fn new(trust: Duration) -> Self {
         Self {
-            memory: Mutex::new(HashMap::new()),
+            disarmed: Mutex::new(Disarmed::default()),
             trust,
             intake: Intake::default(),
         }
     }
 
-    pub(super) fn known(&self, scooter_id: &str) -> Option<Known> {
-        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        memory
+    fn disarmed(&self) -> std::sync::MutexGuard<'_, Disarmed> {
+        self.disarmed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn known(&self, fleet: &Fleet, scooter_id: &str) -> Option<Known> {
+        let armed = fleet.read().record(scooter_id).map(|r| r.dispatch_armed);
+        if armed == Some(true) {
+            return Some(Known::Armed);
+        }
+        self.disarmed()
+            .scooters
             .get(scooter_id)
-            .filter(|(known, since)| *known == Known::Armed || since.elapsed() < self.trust)
+            .filter(|(_, since)| since.elapsed() < self.trust)
             .map(|(known, _)| *known)
     }
 
-    /// Whether this server remembers the scooter as armed (nothing to do above threshold).
-    pub fn knows_armed(&self, scooter_id: &str) -> bool {
-        self.known(scooter_id) == Some(Known::Armed)
+    /// Remembers `scooter_ids` as armed: they may get a task.
+    pub(super) fn remember_armed<S: AsRef<str>>(&self, fleet: &Fleet, scooter_ids: &[S]) {
+        fleet.set_dispatch_armed(scooter_ids, true);
+        let mut disarmed = self.disarmed();
+        for scooter_id in scooter_ids {
+            disarmed.scooters.remove(scooter_id.as_ref());
+        }
     }
 
-    pub(super) fn remember(&self, scooter_id: &str, known: Known) {
-        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        memory.insert(scooter_id.to_owned(), (known, Instant::now()));
+    /// Remembers that the scooter got its task, written with this position and range.
+    pub(super) fn remember_disarmed(
+        &self,
+        fleet: &Fleet,
+        scooter_id: &str,
+        (lat, lon): (f64, f64),
+        range_km: f64,
+    ) {
+        fleet.set_dispatch_armed(&[scooter_id], false);
+        let mut disarmed = self.disarmed();
+        let now = Instant::now();
+        if disarmed.scooters.len() >= PRUNED_FROM.max(2 * disarmed.pruned_at_len) {
+            let trust = self.trust;
+            disarmed
+                .scooters
+                .retain(|_, (_, since)| now.duration_since(*since) < trust);
+            disarmed.pruned_at_len = disarmed.scooters.len();
+        }
+        let known = Known::Disarmed { lat, lon, range_km };
+        disarmed
+            .scooters
+            .insert(scooter_id.to_owned(), (known, now));
     }
 
     /// Forgets a scooter, so its next report asks the database.
-    pub fn forget(&self, scooter_id: &str) {
-        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        memory.remove(scooter_id);
+    pub fn forget(&self, fleet: &Fleet, scooter_id: &str) {
+        fleet.set_dispatch_armed(&[scooter_id], false);
+        self.disarmed().scooters.remove(scooter_id);
+    }
+
+    /// How many scooters this server remembers as disarmed.
+    #[cfg(test)]
+    fn disarmed_count(&self) -> usize {
+        self.disarmed().scooters.len()
     }
 }
 
@@ -104,18 +161,13 @@ pub async fn on_scooter_report(
 ) -> Result<ReportOutcome, Error> {
     let config = &state.config.dispatch;
     let dispatcher = &state.dispatch;
-    let known = dispatcher.known(&report.scooter_id);
+    let known = dispatcher.known(&state.fleet, &report.scooter_id);
     let position = (report.lat, report.lon);
-    let disarmed = Known::Disarmed {
-        lat: report.lat,
-        lon: report.lon,
-        range_km: report.range_km,
-    };
     match hysteresis(config, known, report.range_km, report.on_trip, position) {
         Step::Nothing => Ok(ReportOutcome::Nothing),
         Step::Rearm => {
             store::rearm(&state.db, &report.scooter_id, state.clock.now()).await?;
-            dispatcher.remember(&report.scooter_id, Known::Armed);
+            dispatcher.remember_armed(&state.fleet, &[&report.scooter_id]);
             Ok(ReportOutcome::Rearmed)
         }
         Step::RefreshTask => {
@@ -127,7 +179,12 @@ pub async fn on_scooter_report(
                 report.range_km,
             )
             .await?;
-            dispatcher.remember(&report.scooter_id, disarmed);
+            dispatcher.remember_disarmed(
+                &state.fleet,
+                &report.scooter_id,
+                position,
+                report.range_km,
+            );
             Ok(ReportOutcome::TaskUpdated)
         }
         Step::Trigger => super::intake::trigger(state, report).await,
@@ -151,7 +208,7 @@ pub struct CompletedSwap {
 /// The swap itself (task done, the crew's battery used, the scooter re-armed, the new range)
 /// is already stored with the task when this is called.
 pub async fn apply_swap_to_fleet(state: &AppState, swap: &CompletedSwap) -> Result<(), Error> {
-    state.dispatch.forget(&swap.scooter_id);
+    state.dispatch.forget(&state.fleet, &swap.scooter_id);
     crate::fleet::accept::battery_swapped(state, &swap.scooter_id, swap.range_km, swap.at).await?;
     tracing::info!(
         task_id = %swap.task_id,
@@ -167,24 +224,86 @@ pub async fn apply_swap_to_fleet(state: &AppState, swap: &CompletedSwap) -> Resu
 mod tests {
     use super::*;
 
+    fn fleet() -> Fleet {
+        let scooter = |id: &str| crate::fleet::Scooter {
+            scooter_id: id.into(),
+            state: crate::fleet::ScooterState::Available,
+            state_version: 1,
+            lat: 48.85,
+            lon: 2.35,
+            range_km: 30.0,
+            battery_pct: 80.0,
+            last_seen_ms: 0,
+            heard_ms: 0,
+        };
+        let live = crate::fleet::live::LiveIndex::build(vec![
+            (scooter("CS-1"), [1; 32]),
+            (scooter("CS-2"), [2; 32]),
+        ]);
+        Fleet::in_memory(live)
+    }
+
     #[test]
     fn armed_is_remembered_for_good_disarmed_only_for_a_while() {
+        let fleet = fleet();
         let dispatcher = Dispatcher::new(Duration::ZERO);
-        assert_eq!(dispatcher.known("CS-1"), None);
-        dispatcher.remember("CS-1", Known::Armed);
-        assert_eq!(dispatcher.known("CS-1"), Some(Known::Armed));
+        assert_eq!(dispatcher.known(&fleet, "CS-1"), None);
+        dispatcher.remember_armed(&fleet, &["CS-1"]);
+        assert_eq!(dispatcher.known(&fleet, "CS-1"), Some(Known::Armed));
+        assert!(fleet
+            .read()
+            .record("CS-1")
+            .is_some_and(|r| r.dispatch_armed));
+        dispatcher.remember_disarmed(&fleet, "CS-1", (48.85, 2.35), 9.0);
+        assert_eq!(
+            dispatcher.known(&fleet, "CS-1"),
+            None,
+            "asks the database again"
+        );
+
+        let trusting = Dispatcher::new(Duration::from_secs(60));
+        trusting.remember_disarmed(&fleet, "CS-2", (48.85, 2.35), 9.0);
         let disarmed = Known::Disarmed {
             lat: 48.85,
             lon: 2.35,
             range_km: 9.0,
         };
-        dispatcher.remember("CS-1", disarmed);
-        assert_eq!(dispatcher.known("CS-1"), None, "asks the database again");
+        assert_eq!(trusting.known(&fleet, "CS-2"), Some(disarmed));
+        trusting.remember_armed(&fleet, &["CS-2"]);
+        assert_eq!(trusting.known(&fleet, "CS-2"), Some(Known::Armed));
+        assert_eq!(
+            trusting.disarmed_count(),
+            0,
+            "armed again, no longer held as disarmed"
+        );
+        trusting.forget(&fleet, "CS-2");
+        assert_eq!(trusting.known(&fleet, "CS-2"), None);
+        assert!(!fleet
+            .read()
+            .record("CS-2")
+            .is_some_and(|r| r.dispatch_armed));
+    }
 
+    #[test]
+    fn disarmed_scooters_past_the_trust_are_pruned_as_the_map_grows() {
+        let fleet = fleet();
+        let dispatcher = Dispatcher::new(Duration::ZERO);
+        for i in 0..3 * PRUNED_FROM {
+            dispatcher.remember_disarmed(&fleet, &format!("X-{i}"), (48.85, 2.35), 9.0);
+        }
+        assert!(
+            dispatcher.disarmed_count() <= PRUNED_FROM,
+            "{} held",
+            dispatcher.disarmed_count()
+        );
         let trusting = Dispatcher::new(Duration::from_secs(60));
-        trusting.remember("CS-2", disarmed);
-        assert_eq!(trusting.known("CS-2"), Some(disarmed));
-        trusting.forget("CS-2");
-        assert_eq!(trusting.known("CS-2"), None);
+        for i in 0..3 * PRUNED_FROM {
+            trusting.remember_disarmed(&fleet, &format!("X-{i}"), (48.85, 2.35), 9.0);
+        }
+        assert_eq!(
+            trusting.disarmed_count(),
+            3 * PRUNED_FROM,
+            "all still trusted"
+        );
     }
 }

@@ -150,6 +150,7 @@ mod tests {
             last_seen_ms: 0,
             heard_ms: 0,
             trips: 0,
+            dispatch_armed: false,
         }
     }
 

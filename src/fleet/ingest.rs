@@ -136,22 +136,19 @@ async fn commit(state: &AppState, group: Vec<Job>) {
 /// knowing it armed, with the scooter's trip state.
 fn dispatch_reports(state: &AppState, newest: &[(&str, &Reading)]) -> Vec<ScooterReport> {
     let config = &state.config.dispatch;
-    let concerns = |scooter_id: &str, p: &Reading| {
-        p.range_km < config.threshold_km
-            || (p.range_km >= config.threshold_km + config.margin_km
-                && !state.dispatch.knows_armed(scooter_id))
-    };
     let live = state.fleet.read();
     newest
         .iter()
-        .filter(|(scooter_id, point)| concerns(scooter_id, point))
-        .filter_map(|(scooter_id, point)| {
-            let scooter = live.get(scooter_id)?;
-            if point.recorded_at_ms <= scooter.last_seen_ms {
+        .filter_map(|&(scooter_id, point)| {
+            let scooter = live.record(scooter_id)?;
+            let concerns = point.range_km < config.threshold_km
+                || (point.range_km >= config.threshold_km + config.margin_km
+                    && !scooter.dispatch_armed);
+            if !concerns || point.recorded_at_ms <= scooter.last_seen_ms {
                 return None;
             }
             Some(ScooterReport {
-                scooter_id: (*scooter_id).to_owned(),
+                scooter_id: scooter_id.to_owned(),
                 lat: point.lat,
                 lon: point.lon,
                 range_km: point.range_km,

@@ -104,16 +104,38 @@ impl Fleet {
             Db::Sqlite { .. } => 1,
             Db::Postgres(_) => writers.map_or(POSTGRES_WRITERS, usize::from).max(1),
         };
+        Ok(Fleet::with_index(
+            live,
+            lanes,
+            adopted_through,
+            rental_floor_km,
+        ))
+    }
+
+    /// The fleet `live` shows, with `lanes` telemetry writers, having adopted new scooters
+    /// up to the event `adopted_through`.
+    fn with_index(
+        live: LiveIndex,
+        lanes: usize,
+        adopted_through: i64,
+        rental_floor_km: f64,
+    ) -> Self {
         let (writers, inboxes) = (0..lanes).map(|_| mpsc::channel(WRITER_QUEUE)).unzip();
         let (changes, _) = broadcast::channel(CHANGE_FEED);
-        Ok(Fleet {
+        Fleet {
             live: RwLock::new(live),
             changes,
             writers,
             writer_inboxes: Mutex::new(inboxes),
             adopted_through: AtomicI64::new(adopted_through),
             rental_floor_km,
-        })
+        }
+    }
+
+    /// A fleet of `live` alone, for tests of what uses it in memory.
+    #[cfg(test)]
+    pub fn in_memory(live: LiveIndex) -> Self {
+        Fleet::with_index(live, 1, 0, 5.0)
     }
 
     /// Takes in scooters registered in the database by someone else (a `scooters import`,
@@ -218,7 +240,8 @@ impl Fleet {
     /// Rebuilds the live index's R-tree when moves have worn it (a tree that only takes
     /// removals and insertions answers ever more slowly). The bulk load runs outside the
     /// lock, so call it from a blocking task; moves made meanwhile are replayed into the
-    /// new tree before it replaces the old one. Says whether it rebuilt.
+    /// new tree before it replaces the old one, and the old tree's pages are given back to
+    /// the system. Says whether it rebuilt.
     pub fn refit_tree(&self) -> bool {
         let snapshot = {
             let mut live = self.write();
@@ -233,6 +256,7 @@ impl Fleet {
         let rebuilt = snapshot.build();
         let worn = self.write().finish_rebuild(rebuilt);
         drop(worn);
+        crate::heap::give_back_free_pages();
         true
     }
 
@@ -256,6 +280,14 @@ impl Fleet {
         self.live
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers each of `scooter_ids` as armed for dispatch, or not, in its record
+    /// ([`crate::dispatch::Dispatcher`] keeps it there).
+    pub fn set_dispatch_armed<S: AsRef<str>>(&self, scooter_ids: &[S], armed: bool) {
+        if !scooter_ids.is_empty() {
+            self.write().set_dispatch_armed(scooter_ids, armed);
+        }
     }
 
     /// A scooter as the live view has it.
@@ -483,6 +515,7 @@ fn stored_scooter(row: &store::ScooterRow<'_>) -> anyhow::Result<(Record, [u8; 3
         last_seen_ms: row.last_seen_ms,
         heard_ms: row.last_seen_ms,
         trips: 0,
+        dispatch_armed: false,
     };
     Ok((record, hash))
 }

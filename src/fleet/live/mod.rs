@@ -16,7 +16,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use rstar::primitives::GeomWithData;
-use rstar::RTree;
+use rstar::{Envelope, RTree, SelectionFunction, AABB};
 
 use super::{haversine_m, Reading, ScooterState, EARTH_RADIUS_M};
 use crate::zones::ZoneSet;
@@ -120,6 +120,24 @@ impl Default for LiveIndex {
             moved_during_rebuild: None,
             moved_during_placing: None,
         }
+    }
+}
+
+/// Finds `slot`'s entry at `from` through the boxes that hold both `from` and `to` only: if
+/// it is found, every box above it holds `to`.
+struct StaysInside {
+    slot: u32,
+    from: [f32; 3],
+    to: [f32; 3],
+}
+
+impl SelectionFunction<Entry> for StaysInside {
+    fn should_unpack_parent(&self, envelope: &AABB<[f32; 3]>) -> bool {
+        envelope.contains_point(&self.from) && envelope.contains_point(&self.to)
+    }
+
+    fn should_unpack_leaf(&self, entry: &Entry) -> bool {
+        entry.data == self.slot && *entry.geom() == self.from
     }
 }
 
@@ -316,17 +334,37 @@ impl LiveIndex {
         if let Some(placing) = &mut self.moved_during_placing {
             placing.push(slot);
         }
-        // A move smaller than the tree's rounding leaves the tree as it is.
+        // A move smaller than the tree's rounding leaves the tree as it is; one that stays
+        // inside its node's box (a parked scooter's GPS wandering) is made in place.
         let (old, new) = (tree_point(was.0, was.1), tree_point(moved.lat, moved.lon));
         if new != old {
-            self.tree.remove(&Entry::new(old, slot));
-            self.tree.insert(Entry::new(new, slot));
-            self.moves_since_build += 1;
+            if !self.move_in_place(slot, old, new) {
+                self.tree.remove(&Entry::new(old, slot));
+                self.tree.insert(Entry::new(new, slot));
+                self.moves_since_build += 1;
+            }
             if let Some(moved) = &mut self.moved_during_rebuild {
                 moved.push(slot);
             }
         }
         Some(Scooter::new(self.ids.id(slot), &moved))
+    }
+
+    /// Moves `slot`'s entry from `from` to `to` without taking it out of the tree, when every
+    /// box on its way down from the root holds `to` as well: the boxes stay true bounds, the
+    /// tree keeps its shape and allocates nothing. Says whether it did.
+    fn move_in_place(&mut self, slot: u32, from: [f32; 3], to: [f32; 3]) -> bool {
+        let found = self
+            .tree
+            .locate_with_selection_function_mut(StaysInside { slot, from, to })
+            .next();
+        match found {
+            Some(entry) => {
+                *entry = Entry::new(to, slot);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets a state committed to the database as `version`, unless a later one is already
@@ -352,6 +390,15 @@ impl LiveIndex {
         scooter.state_version = version;
         let changed = *scooter;
         Some(Scooter::new(self.ids.id(slot), &changed))
+    }
+
+    /// Marks each of `scooter_ids` as armed for dispatch, or not ([`Record::dispatch_armed`]).
+    pub fn set_dispatch_armed<S: AsRef<str>>(&mut self, scooter_ids: &[S], armed: bool) {
+        for scooter_id in scooter_ids {
+            if let Some((_, record)) = self.slot_mut(scooter_id.as_ref()) {
+                record.dispatch_armed = armed;
+            }
+        }
     }
 
     /// The version of the service area the index knows each scooter's place in.
@@ -746,6 +793,99 @@ mod tests {
                 .map(|&(_, d)| d)
                 .collect();
             assert_eq!(found, expected, "{radius_m} m, {limit}");
+        }
+    }
+
+    #[test]
+    fn small_moves_are_made_in_place_and_searches_still_find_every_scooter() {
+        use rand::{Rng, SeedableRng};
+        // 2,500 scooters about 20 m apart, then four rounds of GPS wandering (up to about
+        // 2 m) and a round where one in ten rides 300 m to 1 km away.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let centre = query(0.0, 0);
+        let entries = (0..2_500u32)
+            .map(|i| {
+                let lat = centre.lat + f64::from(i / 50) * 0.00018;
+                let lon = centre.lon + f64::from(i % 50) * 0.00027;
+                let mut token = [0; 32];
+                token[..4].copy_from_slice(&i.to_le_bytes());
+                (scooter(&format!("S-{i}"), lat, lon, 30.0), token)
+            })
+            .collect();
+        let mut index = LiveIndex::build(entries);
+        let mut at_ms = 1_000;
+        let mut move_to = |index: &mut LiveIndex, i: u32, lat: f64, lon: f64| {
+            at_ms += 1;
+            let reading = Reading {
+                lat,
+                lon,
+                range_km: 30.0,
+                battery_pct: 50.0,
+                speed_kmh: None,
+                recorded_at_ms: at_ms,
+            };
+            assert!(index
+                .apply_reading(&format!("S-{i}"), &reading, at_ms)
+                .is_some());
+        };
+        for _ in 0..4 {
+            for i in 0..2_500u32 {
+                let record = index.records[i as usize];
+                let lat = record.lat + rng.gen_range(-0.00002..0.00002);
+                let lon = record.lon + rng.gen_range(-0.00003..0.00003);
+                move_to(&mut index, i, lat, lon);
+            }
+        }
+        // A scooter usually stands on an edge of its node's box (the box is drawn around
+        // the node's scooters), so a wander outwards leaves it: about four in ten stay.
+        let wandered = index.moves_since_build;
+        assert!(
+            wandered < 7_000,
+            "of 10,000 small moves, {wandered} not in place"
+        );
+        for i in (0..2_500u32).step_by(10) {
+            let lat = centre.lat + rng.gen_range(-0.01..0.01);
+            let lon = centre.lon + rng.gen_range(-0.01..0.01);
+            move_to(&mut index, i, lat, lon);
+        }
+        assert!(
+            index.moves_since_build > wandered,
+            "rides move through the tree"
+        );
+        assert_eq!(index.tree.size(), 2_500);
+        for (lat_step, lon_step, radius_m, limit) in [
+            (0, 0, 100.0, 10),
+            (10, 20, 60.0, 50),
+            (25, 25, 1500.0, 3000),
+            (49, 49, 30.0, 5),
+        ] {
+            let q = NearbyQuery {
+                lat: centre.lat + f64::from(lat_step) * 0.00018,
+                lon: centre.lon + f64::from(lon_step) * 0.00027,
+                ..query(radius_m, limit)
+            };
+            let mut expected: Vec<f64> = index
+                .records
+                .iter()
+                .map(|s| haversine_m(q.lat, q.lon, s.lat, s.lon))
+                .filter(|d| *d <= radius_m)
+                .collect();
+            expected.sort_by(f64::total_cmp);
+            expected.truncate(limit);
+            let found: Vec<f64> = index
+                .nearby(&q, &EVERYWHERE)
+                .iter()
+                .map(|&(_, d)| d)
+                .collect();
+            assert_eq!(
+                found, expected,
+                "{radius_m} m around step {lat_step},{lon_step}"
+            );
+        }
+        for (slot, record) in index.records.iter().enumerate() {
+            let point = tree_point(record.lat, record.lon);
+            let entry = Entry::new(point, slot as u32);
+            assert!(index.tree.contains(&entry), "slot {slot} where it is");
         }
     }
 

@@ -153,8 +153,12 @@ mod tests {
         };
         let g = |i: usize| format!("G-{i}");
         assert!(!index.is_worn());
-        for i in 0..n / 2 {
-            step(&mut index, &g((i * 7919) % n), 0.0002);
+        // 150 m each: out of its box, mostly, so a move through the tree.
+        for i in 0..n {
+            if index.is_worn() {
+                break;
+            }
+            step(&mut index, &g((i * 7919) % n), 0.002);
         }
         assert!(index.is_worn());
         let snapshot = index.start_rebuild().unwrap();

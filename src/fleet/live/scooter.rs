@@ -41,6 +41,12 @@ pub struct Record {
     /// what would be padding): the public feeds derive its public id from it, so that the id
     /// changes after each trip ([`crate::feeds::PublicIds`]).
     pub trips: u16,
+    /// This server knows the scooter to be armed for dispatch: it may get a battery-swap
+    /// task, and a report above the threshold needs no database work
+    /// ([`crate::dispatch::Dispatcher`]). False until learnt, after a restart too (the
+    /// cautious answer: the next such report asks the database). It fills the record's
+    /// last byte of padding.
+    pub dispatch_armed: bool,
 }
 
 impl Record {
@@ -65,6 +71,7 @@ impl Scooter {
             last_seen_ms,
             heard_ms,
             trips: _,
+            dispatch_armed: _,
         } = *record;
         Scooter {
             scooter_id: scooter_id.into(),
@@ -91,6 +98,7 @@ impl Scooter {
             last_seen_ms: self.last_seen_ms,
             heard_ms: self.heard_ms,
             trips: 0,
+            dispatch_armed: false,
         }
     }
 }
