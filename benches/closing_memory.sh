@@ -14,7 +14,10 @@
 # SWEEPS=0 skips both sweeps: the server starts open all day, and only the feed is measured.
 # TELEMETRY=SECONDS (with SWEEPS=0) first sends points for that long, one per request, from
 # scooter after scooter of DIR/tokens.csv (the import's tokens) by wrk, at 30 km of range:
-# each scooter's first point re-arms it for dispatch, which the server then remembers.
+# each scooter's first point re-arms it for dispatch, which the server then remembers. Each
+# point is within about 2 m of where DIR/fleet.csv (the imported file) put the scooter, as
+# a parked scooter's GPS wanders; WANDER=0 sends them instead to a 3 × 3.5 km square (every
+# first point a long move).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:?usage: DB=DIR $0 path/to/scootfleet}
@@ -79,11 +82,22 @@ setup = function(thread)
   thread:set("id", #threads)
   table.insert(threads, thread)
 end
+local lats, lons, wander = {}, {}, tonumber(os.getenv("WANDER") or "1") ~= 0
 init = function(args)
   for line in io.lines("$db/tokens.csv") do
     local token = line:match("^[^,]+,(.+)$")
     if token and token ~= "device_token" then table.insert(tokens, token) end
   end
+  if wander then
+    for line in io.lines("$db/fleet.csv") do
+      local lat, lon = line:match("^[^,]+,([^,]+),([^,]+),")
+      if lat and tonumber(lat) then
+        table.insert(lats, tonumber(lat))
+        table.insert(lons, tonumber(lon))
+      end
+    end
+  end
+  math.randomseed(id + 1)
   base_ms = os.time() * 1000
 end
 local function stamp(ms)
@@ -93,8 +107,13 @@ request = function()
   local n = sent * 2 + id
   sent = sent + 1
   local slot, round = n % #tokens, math.floor(n / #tokens)
-  local body = string.format('{"points":[{"lat":%.5f,"lon":%.5f,"range_km":30,"battery_pct":60,"recorded_at":"%s"}]}',
-    48.84 + (n % 300) * 0.0001, 2.30 + (n % 500) * 0.0001, stamp(base_ms + round + 1))
+  local lat, lon = 48.84 + (n % 300) * 0.0001, 2.30 + (n % 500) * 0.0001
+  if wander then
+    lat = lats[slot + 1] + (math.random() - 0.5) * 0.00004
+    lon = lons[slot + 1] + (math.random() - 0.5) * 0.00006
+  end
+  local body = string.format('{"points":[{"lat":%.6f,"lon":%.6f,"range_km":30,"battery_pct":60,"recorded_at":"%s"}]}',
+    lat, lon, stamp(base_ms + round + 1))
   return wrk.format("POST", "/v1/telemetry",
     {["content-type"] = "application/json", ["authorization"] = "Bearer " .. tokens[slot + 1]}, body)
 end

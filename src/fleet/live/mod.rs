@@ -778,22 +778,26 @@ mod tests {
             .collect();
         let index = LiveIndex::build(entries);
         for (radius_m, limit) in [(30.0, 10), (10.0, 100), (3.0, 5), (20.0, 1)] {
-            let q = query(radius_m, limit);
-            let mut expected: Vec<f64> = index
-                .records
-                .iter()
-                .map(|s| haversine_m(q.lat, q.lon, s.lat, s.lon))
-                .filter(|d| *d <= radius_m)
-                .collect();
-            expected.sort_by(f64::total_cmp);
-            expected.truncate(limit);
-            let found: Vec<f64> = index
-                .nearby(&q, &EVERYWHERE)
-                .iter()
-                .map(|&(_, d)| d)
-                .collect();
-            assert_eq!(found, expected, "{radius_m} m, {limit}");
+            finds_what_a_scan_finds(&index, &query(radius_m, limit));
         }
+    }
+
+    /// Asserts that a search finds the distances a scan of every record finds, in order.
+    fn finds_what_a_scan_finds(index: &LiveIndex, q: &NearbyQuery) {
+        let mut expected: Vec<f64> = index
+            .records
+            .iter()
+            .map(|s| haversine_m(q.lat, q.lon, s.lat, s.lon))
+            .filter(|d| *d <= q.radius_m)
+            .collect();
+        expected.sort_by(f64::total_cmp);
+        expected.truncate(q.limit);
+        let found: Vec<f64> = index
+            .nearby(q, &EVERYWHERE)
+            .iter()
+            .map(|&(_, d)| d)
+            .collect();
+        assert_eq!(found, expected, "{q:?}");
     }
 
     #[test]
@@ -864,23 +868,7 @@ mod tests {
                 lon: centre.lon + f64::from(lon_step) * 0.00027,
                 ..query(radius_m, limit)
             };
-            let mut expected: Vec<f64> = index
-                .records
-                .iter()
-                .map(|s| haversine_m(q.lat, q.lon, s.lat, s.lon))
-                .filter(|d| *d <= radius_m)
-                .collect();
-            expected.sort_by(f64::total_cmp);
-            expected.truncate(limit);
-            let found: Vec<f64> = index
-                .nearby(&q, &EVERYWHERE)
-                .iter()
-                .map(|&(_, d)| d)
-                .collect();
-            assert_eq!(
-                found, expected,
-                "{radius_m} m around step {lat_step},{lon_step}"
-            );
+            finds_what_a_scan_finds(&index, &q);
         }
         for (slot, record) in index.records.iter().enumerate() {
             let point = tree_point(record.lat, record.lon);
