@@ -12,6 +12,9 @@
 # brings every scooter back), and once it is done /gbfs/v3/vehicle_status.json is fetched
 # FEEDS times; VmRSS before, at its peak (sampled every 0.2 s) and after are shown.
 # SWEEPS=0 skips both sweeps: the server starts open all day, and only the feed is measured.
+# SWEEPS=silence starts it open all day with a silence timeout of 60 s instead: every
+# scooter has been silent since its import, so the silence sweep marks the whole fleet
+# `non_contactable` (events `comms_lost`), followed as the other sweeps are.
 # TELEMETRY=SECONDS (with SWEEPS=0) first sends points for that long, one per request, from
 # scooter after scooter of DIR/tokens.csv (the import's tokens) by wrk, at 30 km of range:
 # each scooter's first point re-arms it for dispatch, which the server then remembers. Each
@@ -62,14 +65,15 @@ follow() {
 python3 - "$work/scootfleet.db" "$SWEEPS" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
-open_minute, close_minute = (540, 600) if sys.argv[2] != "0" else (0, 1440)
+open_minute, close_minute = (540, 600) if sys.argv[2] == "1" else (0, 1440)
 c.execute("insert into operating_hours (version, created_at_ms, created_by, timezone, "
           "open_minute, close_minute) select coalesce(max(version), 0) + 1, 0, null, "
           "'Europe/Paris', ?, ? from operating_hours", (open_minute, close_minute))
 c.commit()
 PY
 DATABASE_URL="sqlite://$work/scootfleet.db" SCOOTFLEET_BIND=127.0.0.1:$PORT \
-    SCOOTFLEET_SILENCE_TIMEOUT_SECS=86400 SCOOTFLEET_OPERATOR_EMAIL=bench@example.com \
+    SCOOTFLEET_SILENCE_TIMEOUT_SECS=$([ "$SWEEPS" = silence ] && echo 60 || echo 86400) \
+    SCOOTFLEET_OPERATOR_EMAIL=bench@example.com \
     SCOOTFLEET_OPERATOR_PASSWORD=bench-password-1 RUST_LOG=warn \
     "$bin" >"$work/server.log" 2>&1 &
 server=$!
@@ -124,7 +128,11 @@ wrk -t2 -c64 -d"${TELEMETRY}s" -s "$work/telemetry.lua" "$url" | awk '/Requests\
 sleep 1
 echo "telemetry for $TELEMETRY s: $(points) points stored (of $N scooters); VmRSS $before MiB before, $(rss) MiB after ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
 fi
-if [ "$SWEEPS" != 0 ]; then
+if [ "$SWEEPS" = silence ]; then
+echo "| sweep | since healthy | VmRSS | events stored | log file |"
+echo "| --- | --- | --- | --- | --- |"
+follow comms_lost
+elif [ "$SWEEPS" != 0 ]; then
 echo "| sweep | since healthy | VmRSS | events stored | log file |"
 echo "| --- | --- | --- | --- | --- |"
 follow off_hours

@@ -710,6 +710,17 @@ async fn a_silent_scooter_becomes_non_contactable_and_comes_back() {
         let operator = s.operator_token().await;
         let quiet = register(&s, &operator, "QUIET", PARIS.0, PARIS.1, 30.0).await;
         let chatty = register(&s, &operator, "CHATTY", PARIS.0, 2.3523, 30.0).await;
+        // Silent too, in one sweep: another available scooter, and one in maintenance,
+        // which stays as it is (only an available scooter is marked).
+        register(&s, &operator, "QUIET-2", 48.86, 2.35, 30.0).await;
+        register(&s, &operator, "SERVICED", 48.86, 2.36, 30.0).await;
+        s.post(
+            "/v1/ops/scooters/SERVICED/events",
+            Some(&operator),
+            json!({ "event": "maintenance" }),
+        )
+        .await
+        .expect(200);
         s.clock.advance(Duration::minutes(9));
         send(
             &s,
@@ -726,6 +737,18 @@ async fn a_silent_scooter_becomes_non_contactable_and_comes_back() {
         assert_eq!(
             fleet_entry(&s, &operator, "CHATTY").await["state"],
             "available"
+        );
+        assert_eq!(
+            fleet_entry(&s, &operator, "QUIET-2").await["state"],
+            "non_contactable"
+        );
+        let serviced = fleet_entry(&s, &operator, "SERVICED").await;
+        assert_eq!(
+            (
+                serviced["state"].as_str(),
+                serviced["state_reason"].as_str()
+            ),
+            (Some("non_operational"), Some("maintenance"))
         );
         assert_eq!(nearby_ids(&s, "lat=48.8566&lon=2.3522").await, ["CHATTY"]);
 

@@ -9,8 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::live::ServiceArea;
-use super::service::ChangeError;
-use super::{ingest, store, Event};
+use super::{ingest, store, Event, ScooterState};
 use crate::app::AppState;
 
 /// Starts every fleet worker; each stops when `shutdown` turns true.
@@ -71,26 +70,36 @@ async fn watch_silence(state: AppState, mut shutdown: watch::Receiver<bool>) {
 pub async fn mark_silent(state: &AppState, timeout_ms: i64) {
     let now = state.clock.now();
     let cutoff = now.timestamp_millis().saturating_sub(timeout_ms);
+    let mut changed = 0;
     for slots in state.fleet.sweep_slices() {
         if *state.stopping.borrow() {
             return;
         }
         let silent = state.fleet.read().silent_since(cutoff, slots);
-        for scooter_id in silent {
-            match state
-                .fleet
-                .change_state(&state.db, &scooter_id, Event::CommsLost, now)
-                .await
-            {
-                Ok(_) => tracing::info!(%scooter_id, "scooter went silent"),
-                // It moved on meanwhile (heard from, rented): nothing to do.
-                Err(ChangeError::NotAllowed { .. } | ChangeError::UnknownScooter) => {}
-                Err(ChangeError::Internal(err)) => {
-                    tracing::warn!(%scooter_id, error = %err, "could not mark a silent scooter");
-                }
+        // Many at a time (a whole district's network down): 256 to a transaction; one that
+        // moved on meanwhile (rented, say) is checked again on its own.
+        match state
+            .fleet
+            .change_states(
+                &state.db,
+                &silent,
+                ScooterState::Available,
+                Event::CommsLost,
+                now,
+            )
+            .await
+        {
+            Ok(count) => changed += count,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not mark silent scooters; the next sweep tries again");
+                break;
             }
         }
     }
+    if changed > 0 {
+        tracing::info!(changed, "scooters went silent");
+    }
+    crate::heap::after_sweep(changed).await;
 }
 
 /// Keeps the live index in step with state changes made by other servers sharing the

@@ -89,16 +89,11 @@ async fn follow_opening_hours(state: &AppState) {
             }
         }
     }
-    if changed >= SWEEP_GIVES_BACK_PAGES_FROM {
+    if changed > 0 {
         tracing::info!(changed, event = event.as_str(), "opening-hours sweep done");
-        // What the sweep's batches allocated is free again, spread through the heaps.
-        let _ = tokio::task::spawn_blocking(crate::heap::give_back_free_pages).await;
     }
+    crate::heap::after_sweep(changed).await;
 }
-
-/// A sweep that changed this many scooters gives the free pages it leaves back to the
-/// system (at a million scooters, a closing-time sweep leaves about 20 MiB).
-const SWEEP_GIVES_BACK_PAGES_FROM: usize = 10_000;
 
 /// What the watcher remembers of a riding scooter.
 struct Riding {
