@@ -10,13 +10,15 @@
 # fleet to non_operational/off_hours; VmRSS and the events stored are sampled every STEP
 # seconds until the sweep is done. Then the hours are set to all day (the opening sweep
 # brings every scooter back), and once it is done /gbfs/v3/vehicle_status.json is fetched
-# FEEDS times; VmRSS before, at its peak (sampled every 0.2 s) and after are shown.
+# FEEDS times (3; 0 for none); VmRSS before, at its peak (sampled every 0.2 s) and after
+# are shown.
 # SWEEPS=0 skips both sweeps: the server starts open all day, and only the feed is measured.
 # SWEEPS=silence starts it open all day with a silence timeout of 60 s instead: every
 # scooter has been silent since its import, so the silence sweep marks the whole fleet
 # `non_contactable` (events `comms_lost`), followed as the other sweeps are.
 # TELEMETRY=SECONDS (with SWEEPS=0) first sends points for that long, one per request, from
-# scooter after scooter of DIR/tokens.csv (the import's tokens) by wrk, at 30 km of range:
+# scooter after scooter of DIR/tokens.csv (the import's tokens) by wrk with
+# benches/telemetry.lua, at 30 km of range:
 # each scooter's first point re-arms it for dispatch, which the server then remembers. Each
 # point is within about 2 m of where DIR/fleet.csv (the imported file) put the scooter, as
 # a parked scooter's GPS wanders; WANDER=0 sends them instead to a 3 × 3.5 km square (every
@@ -80,51 +82,10 @@ server=$!
 until curl -sf "$url/healthz" >/dev/null; do sleep 0.05; done
 echo "healthy after $SECONDS s at $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
 if [ "$TELEMETRY" != 0 ]; then
-cat > "$work/telemetry.lua" <<LUA
-local tokens, threads, sent, base_ms = {}, {}, 0, 0
-setup = function(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
-local lats, lons, wander = {}, {}, tonumber(os.getenv("WANDER") or "1") ~= 0
-init = function(args)
-  for line in io.lines("$db/tokens.csv") do
-    local token = line:match("^[^,]+,(.+)$")
-    if token and token ~= "device_token" then table.insert(tokens, token) end
-  end
-  if wander then
-    for line in io.lines("$db/fleet.csv") do
-      local lat, lon = line:match("^[^,]+,([^,]+),([^,]+),")
-      if lat and tonumber(lat) then
-        table.insert(lats, tonumber(lat))
-        table.insert(lons, tonumber(lon))
-      end
-    end
-  end
-  math.randomseed(id + 1)
-  base_ms = os.time() * 1000
-end
-local function stamp(ms)
-  return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000)) .. string.format(".%03dZ", ms % 1000)
-end
-request = function()
-  local n = sent * 2 + id
-  sent = sent + 1
-  local slot, round = n % #tokens, math.floor(n / #tokens)
-  local lat, lon = 48.84 + (n % 300) * 0.0001, 2.30 + (n % 500) * 0.0001
-  if wander then
-    lat = lats[slot + 1] + (math.random() - 0.5) * 0.00004
-    lon = lons[slot + 1] + (math.random() - 0.5) * 0.00006
-  end
-  local body = string.format('{"points":[{"lat":%.6f,"lon":%.6f,"range_km":30,"battery_pct":60,"recorded_at":"%s"}]}',
-    lat, lon, stamp(base_ms + round + 1))
-  return wrk.format("POST", "/v1/telemetry",
-    {["content-type"] = "application/json", ["authorization"] = "Bearer " .. tokens[slot + 1]}, body)
-end
-LUA
 points() { curl -sf "$url/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}'; }
 before=$(rss)
-wrk -t2 -c64 -d"${TELEMETRY}s" -s "$work/telemetry.lua" "$url" | awk '/Requests\/sec|Non-2xx/'
+TOKENS="$db/tokens.csv" FLEET="$([ "${WANDER:-1}" != 0 ] && echo "$db/fleet.csv")" \
+    wrk -t2 -c64 -d"${TELEMETRY}s" -s benches/telemetry.lua "$url" | awk '/Requests\/sec|non-2xx/'
 sleep 1
 echo "telemetry for $TELEMETRY s: $(points) points stored (of $N scooters); VmRSS $before MiB before, $(rss) MiB after ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
 fi
@@ -146,6 +107,7 @@ curl -sf -X PUT "$url/v1/ops/hours" -H "authorization: Bearer $token" \
 follow on_hours
 fi
 
+[ "$FEEDS" != 0 ] || exit 0
 before=$(rss)
 peak=$before
 ( while sleep 0.2; do rss; done ) > "$work/rss" 2>/dev/null &

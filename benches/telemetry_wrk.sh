@@ -58,46 +58,8 @@ token=$(curl -sf -X POST "http://127.0.0.1:$PORT/v1/auth/login" -H 'content-type
 curl -sf -X PUT "http://127.0.0.1:$PORT/v1/ops/hours" -H "authorization: Bearer $token" \
     -H 'content-type: application/json' -d '{"timezone":"Europe/Paris","open":"00:00","close":"24:00"}' >/dev/null
 
-# Each wrk thread sends for its own half of the scooters (even or odd rows), round after
-# round; a scooter's points in round k are recorded k * POINTS ms after the run's start, one
-# ms apart: no two requests carry the same scooter and time, so every point is stored, and
-# each run's points are newer than the last run's (and than the import, which counts as each
-# scooter's first point).
-cat > "$work/telemetry.lua" <<LUA
-local tokens, threads, sent, base_ms = {}, {}, 0, 0
-local points = tonumber(os.getenv("POINTS") or "1")
-setup = function(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
-init = function(args)
-  for line in io.lines("$work/tokens.csv") do
-    local token = line:match("^[^,]+,(.+)$")
-    if token and token ~= "device_token" then table.insert(tokens, token) end
-  end
-  base_ms = os.time() * 1000
-end
-local function stamp(ms)
-  return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000)) .. string.format(".%03dZ", ms % 1000)
-end
-request = function()
-  local n = sent * 2 + id
-  sent = sent + 1
-  local slot, round = n % #tokens, math.floor(n / #tokens)
-  local parts = {}
-  for i = 1, points do
-    parts[i] = string.format('{"lat":%.5f,"lon":%.5f,"range_km":30,"battery_pct":60,"recorded_at":"%s"}',
-      48.84 + (n % 300) * 0.0001, 2.30 + (n % 500) * 0.0001 + i * 0.00001, stamp(base_ms + round * points + i))
-  end
-  return wrk.format("POST", "/v1/telemetry",
-    {["content-type"] = "application/json", ["authorization"] = "Bearer " .. tokens[slot + 1]},
-    '{"points":[' .. table.concat(parts, ",") .. ']}')
-end
-done = function(summary, latency, requests)
-  local non2xx = summary.errors.status
-  io.write(string.format("non-2xx answers: %d\n", non2xx))
-end
-LUA
+# The points come from benches/telemetry.lua: each wrk thread sends for its own half of the
+# scooters, round after round, every point newer than the last (see there).
 cp benches/nearby.lua "$work/nearby.lua"
 # About 5,000 searches/s: 20 connections, each waiting 3 ms after every answer (about 4 ms
 # a round with the answer).
@@ -125,7 +87,8 @@ telemetry() { # label points-per-request [nearby-script]
         wrk -t1 -c20 -d"$DURATION" --latency -s "$3" "http://127.0.0.1:$PORT" >"$work/nearby.out" &
         local nearby=$!
     fi
-    out=$(POINTS=$2 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/telemetry.lua" "http://127.0.0.1:$PORT")
+    out=$(POINTS=$2 TOKENS="$work/tokens.csv" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency \
+        -s benches/telemetry.lua "http://127.0.0.1:$PORT")
     after=$(stored)
     report "$1" "$out" "$before" "$after" "$seconds"
     if [ -n "${3:-}" ]; then
