@@ -253,6 +253,9 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         state.clone(),
         shutdown.clone(),
     ));
+    workers.push(tokio::spawn(crate::telemetry::keep_up_metrics(
+        shutdown.clone(),
+    )));
     workers.push(tokio::spawn(dispatch::worker::run(state.clone(), shutdown)));
     workers
 }

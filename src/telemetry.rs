@@ -60,6 +60,20 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// How often the histograms' recorded samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds the histograms' samples into their buckets every few seconds until shutdown. A
+/// histogram keeps each sample it records until then (about 16 bytes a request): a scrape
+/// of `/metrics` does it too, but a server nobody scrapes would otherwise grow for ever.
+pub async fn keep_up_metrics(shutdown: tokio::sync::watch::Receiver<bool>) {
+    crate::app::every(UPKEEP_EVERY, shutdown, "metrics upkeep", || async {
+        prometheus().run_upkeep();
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .await
+}
+
 /// A label value kept for the life of the process, so that labelling a request allocates
 /// nothing. Only route templates, methods and status codes come here: a bounded set.
 fn label(value: &str) -> &'static str {

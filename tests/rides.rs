@@ -15,6 +15,7 @@ rides_on_both_backends!(
     end_refusals,
     parking_is_checked_where_the_scooter_is,
     receipts_tell_how_a_ride_was_paid,
+    a_scooter_is_found_where_its_ride_ended,
     idempotent_replays_unlock_and_end_once,
     ride_history_is_newest_first,
     leaving_the_service_area_warns_the_rider,
@@ -432,6 +433,42 @@ mod scenarios {
         move_scooter(s, &s1, PARIS).await;
         let answer = end(s, &ana.token, &id).await;
         assert_eq!(answer.expect(200)["status"], "ended");
+    }
+
+    pub async fn a_scooter_is_found_where_its_ride_ended(s: &TestServer) {
+        let op = s.operator_token().await;
+        let s1 = scooter(s, &op, "CS-1").await;
+        let ana = rider(s, "ana@example.com").await;
+        let id = ride_on(s, &ana.token, &s1).await;
+        // The ride goes 1.3 km north-east, point after point.
+        for step in 1..=4 {
+            let along = f64::from(step) / 4.0;
+            let place = (PARIS.0 + 0.0084 * along, PARIS.1 + 0.0128 * along);
+            move_scooter(s, &s1, place).await;
+        }
+        end(s, &ana.token, &id).await.expect(200);
+        let there = "lat=48.8650&lon=2.3650&radius_m=100";
+        assert_eq!(nearby_ids(s, there).await, ["CS-1"]);
+        assert!(nearby_ids(s, NEAR_PARIS).await.is_empty());
+        // Parked, its GPS wanders 3.3 m north: searches measure it where it stands now.
+        move_scooter(s, &s1, (48.86503, 2.3650)).await;
+        let answer = s
+            .get(
+                "/v1/scooters/nearby?lat=48.8650&lon=2.3650&radius_m=3.2",
+                None,
+            )
+            .await;
+        assert_eq!(answer.expect(200)["scooters"], json!([]));
+        let answer = s
+            .get(
+                "/v1/scooters/nearby?lat=48.8650&lon=2.3650&radius_m=3.5",
+                None,
+            )
+            .await;
+        let found = &answer.expect(200)["scooters"][0];
+        assert_eq!(found["scooter_id"], "CS-1");
+        let distance = found["distance_m"].as_f64().expect("distance_m");
+        assert!((distance - 3.34).abs() < 0.05, "{distance}");
     }
 
     pub async fn receipts_tell_how_a_ride_was_paid(s: &TestServer) {

@@ -7,6 +7,14 @@
 //! `f64`), exact to about 0.7 m: a search walks a little past its last candidate and orders
 //! what it found by the exact distance, so answers are as with exact points.
 //!
+//! The tree holds every scooter but those on a trip, each where it stood when it last moved
+//! through the tree: a scooter whose point lies within [`SLACK_M`] of its tree point (a
+//! parked scooter's GPS wandering) moves in its record only, and a scooter on a trip is
+//! taken out when the trip starts and put back where it ends. Telemetry from parked
+//! scooters and from rides then leaves the tree alone: it neither wears nor grows (a node
+//! that takes an insertion doubles its room). Searches walk past their radius by the slack
+//! and measure every candidate at its exact place.
+//!
 //! Whether each scooter stands in the service area is decided when it moves (or when the
 //! zones change), not at every search: a search then does no polygon test at all. A tree
 //! worn by moves is rebuilt off the hot path ([`rebuild`]).
@@ -99,7 +107,8 @@ pub struct LiveIndex {
     ids: ids::Ids,
     by_token: tokens::TokenTable,
     tree: RTree<Entry>,
-    /// Moves (removal and insertion) the tree has taken since it was last bulk-loaded.
+    /// Insertions the tree has taken since it was last bulk-loaded: moves through the tree (a
+    /// removal and an insertion each) and scooters back from a trip.
     moves_since_build: usize,
     /// While a new tree is built from a snapshot, the slots that moved since it was taken.
     moved_during_rebuild: Option<Vec<u32>>,
@@ -123,22 +132,59 @@ impl Default for LiveIndex {
     }
 }
 
-/// Finds `slot`'s entry at `from` through the boxes that hold both `from` and `to` only: if
-/// it is found, every box above it holds `to`.
-struct StaysInside {
-    slot: u32,
-    from: [f32; 3],
-    to: [f32; 3],
+/// How far a scooter may stand from its point in the tree before the tree follows it: more
+/// than a parked scooter's GPS wanders, little beside a search's radius.
+pub const SLACK_M: f64 = 5.0;
+
+/// Whether a scooter in `state` has an entry in the tree: all but those on a trip, whose
+/// moves searches never need (they list available scooters only) and which come back to
+/// the tree where the trip ends.
+fn in_tree(state: ScooterState) -> bool {
+    state != ScooterState::OnTrip
 }
 
-impl SelectionFunction<Entry> for StaysInside {
+/// Finds `slot`'s entry, which lies within the slack of `near`'s centre, through the boxes
+/// that meet `near`; with `to`, through those that hold `to` as well: if it is found then,
+/// every box above it holds `to`.
+#[derive(Clone, Copy)]
+struct Holding {
+    slot: u32,
+    near: AABB<[f32; 3]>,
+    to: Option<[f32; 3]>,
+}
+
+impl Holding {
+    /// `slot`'s entry, the scooter standing at `(lat, lon)`.
+    fn new(slot: u32, lat: f64, lon: f64) -> Self {
+        // The slack as a chord, and the f32 rounding of both points, with a margin.
+        let reach = chord(SLACK_M) + 3e-7;
+        let centre = unit_vector(lat, lon);
+        let lower = centre.map(|c| (c - reach) as f32);
+        let upper = centre.map(|c| (c + reach) as f32);
+        Holding {
+            slot,
+            near: AABB::from_corners(lower, upper),
+            to: None,
+        }
+    }
+}
+
+impl SelectionFunction<Entry> for Holding {
     fn should_unpack_parent(&self, envelope: &AABB<[f32; 3]>) -> bool {
-        envelope.contains_point(&self.from) && envelope.contains_point(&self.to)
+        envelope.intersects(&self.near) && self.to.is_none_or(|to| envelope.contains_point(&to))
     }
 
     fn should_unpack_leaf(&self, entry: &Entry) -> bool {
-        entry.data == self.slot && *entry.geom() == self.from
+        entry.data == self.slot
     }
+}
+
+/// The squared distance between two tree points, as a chord on the unit sphere.
+fn chord_2_between(a: &[f32; 3], b: &[f32; 3]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum()
 }
 
 /// The point on the unit sphere of a WGS84 position.
@@ -163,12 +209,13 @@ fn chord_2(distance_m: f64) -> f64 {
     chord(distance_m).powi(2)
 }
 
-/// How far past a chord the tree's walk must go not to miss a point at that chord: each
-/// `f32` coordinate is off by at most 2⁻²⁵, so a point by at most 5.2·10⁻⁸ and a chord
-/// between two by 1.04·10⁻⁷ (0.66 m), plus the `f32` arithmetic's relative error; taken
-/// with a margin of more than twice that.
-fn walk_past(chord: f64) -> f64 {
-    let reach = chord + 3e-7 + 1e-6 * chord;
+/// How far past a chord the tree's walk must go not to miss a scooter at that chord: the
+/// slack between a scooter and its tree point, and the rounding: each `f32` coordinate is
+/// off by at most 2⁻²⁵, so a point by at most 5.2·10⁻⁸ and a chord between two by
+/// 1.04·10⁻⁷ (0.66 m), plus the `f32` arithmetic's relative error; taken with a margin of
+/// more than twice that.
+fn walk_past(found: f64) -> f64 {
+    let reach = found + chord(SLACK_M) + 3e-7 + 1e-6 * found;
     reach * reach
 }
 
@@ -210,8 +257,10 @@ impl IndexBuilder {
 
     pub fn push(&mut self, scooter_id: &str, record: Record, token_hash: [u8; 32]) {
         let slot = self.ids.push_unordered(scooter_id);
-        self.points
-            .push(Entry::new(tree_point(record.lat, record.lon), slot));
+        if in_tree(record.state) {
+            self.points
+                .push(Entry::new(tree_point(record.lat, record.lon), slot));
+        }
         self.by_token.push(token_hash);
         self.records.push(record);
     }
@@ -264,8 +313,10 @@ impl LiveIndex {
         let Some(slot) = self.ids.insert(&scooter.scooter_id) else {
             return false;
         };
-        self.tree
-            .insert(Entry::new(tree_point(scooter.lat, scooter.lon), slot));
+        if in_tree(scooter.state) {
+            self.tree
+                .insert(Entry::new(tree_point(scooter.lat, scooter.lon), slot));
+        }
         if let Some(moved) = &mut self.moved_during_rebuild {
             moved.push(slot);
         }
@@ -334,36 +385,68 @@ impl LiveIndex {
         if let Some(placing) = &mut self.moved_during_placing {
             placing.push(slot);
         }
-        // A move smaller than the tree's rounding leaves the tree as it is; one that stays
-        // inside its node's box (a parked scooter's GPS wandering) is made in place.
-        let (old, new) = (tree_point(was.0, was.1), tree_point(moved.lat, moved.lon));
-        if new != old {
-            if !self.move_in_place(slot, old, new) {
-                self.tree.remove(&Entry::new(old, slot));
-                self.tree.insert(Entry::new(new, slot));
-                self.moves_since_build += 1;
-            }
-            if let Some(moved) = &mut self.moved_during_rebuild {
-                moved.push(slot);
-            }
+        if in_tree(moved.state) {
+            self.follow(slot, was, (moved.lat, moved.lon));
         }
         Some(Scooter::new(self.ids.id(slot), &moved))
     }
 
-    /// Moves `slot`'s entry from `from` to `to` without taking it out of the tree, when every
-    /// box on its way down from the root holds `to` as well: the boxes stay true bounds, the
-    /// tree keeps its shape and allocates nothing. Says whether it did.
-    fn move_in_place(&mut self, slot: u32, from: [f32; 3], to: [f32; 3]) -> bool {
+    /// Keeps the tree's point of `slot`, a scooter that moved from `was` to `now`, within the
+    /// slack of where it stands: a move within the slack of its point leaves the tree as it
+    /// is (a parked scooter's GPS wandering); one whose new point lies inside every box on
+    /// its way down from the root is made in place (no removal, no insertion, no growth);
+    /// any other takes it out and puts it back.
+    fn follow(&mut self, slot: u32, was: (f64, f64), now: (f64, f64)) {
+        if let Some(moved) = &mut self.moved_during_rebuild {
+            moved.push(slot);
+        }
+        let to = tree_point(now.0, now.1);
+        let holding = Holding::new(slot, was.0, was.1);
         let found = self
             .tree
-            .locate_with_selection_function_mut(StaysInside { slot, from, to })
-            .next();
-        match found {
-            Some(entry) => {
-                *entry = Entry::new(to, slot);
-                true
-            }
-            None => false,
+            .locate_with_selection_function(holding)
+            .next()
+            .map(|entry| *entry.geom());
+        debug_assert!(found.is_some(), "slot {slot} is in the tree");
+        let Some(point) = found else {
+            self.tree.insert(Entry::new(to, slot));
+            return;
+        };
+        if chord_2_between(&point, &to) <= chord(SLACK_M).powi(2) {
+            return;
+        }
+        let in_place = Holding {
+            to: Some(to),
+            ..Holding::new(slot, was.0, was.1)
+        };
+        if let Some(entry) = self
+            .tree
+            .locate_with_selection_function_mut(in_place)
+            .next()
+        {
+            *entry = Entry::new(to, slot);
+            return;
+        }
+        self.tree.remove_with_selection_function(holding);
+        self.tree.insert(Entry::new(to, slot));
+        self.moves_since_build += 1;
+    }
+
+    /// Takes `slot`, standing at `(lat, lon)`, out of the tree.
+    fn take_out(&mut self, slot: u32, lat: f64, lon: f64) {
+        self.tree
+            .remove_with_selection_function(Holding::new(slot, lat, lon));
+        if let Some(moved) = &mut self.moved_during_rebuild {
+            moved.push(slot);
+        }
+    }
+
+    /// Puts `slot`, standing at `(lat, lon)`, in the tree.
+    fn put_in(&mut self, slot: u32, lat: f64, lon: f64) {
+        self.tree.insert(Entry::new(tree_point(lat, lon), slot));
+        self.moves_since_build += 1;
+        if let Some(moved) = &mut self.moved_during_rebuild {
+            moved.push(slot);
         }
     }
 
@@ -386,9 +469,15 @@ impl LiveIndex {
         if unseen || (scooter.state == ScooterState::OnTrip && state != ScooterState::OnTrip) {
             scooter.trips = scooter.trips.wrapping_add(1);
         }
+        let was_in_tree = in_tree(scooter.state);
         scooter.state = state;
         scooter.state_version = version;
         let changed = *scooter;
+        match (was_in_tree, in_tree(state)) {
+            (true, false) => self.take_out(slot, changed.lat, changed.lon),
+            (false, true) => self.put_in(slot, changed.lat, changed.lon),
+            _ => {}
+        }
         Some(Scooter::new(self.ids.id(slot), &changed))
     }
 
@@ -782,11 +871,13 @@ mod tests {
         }
     }
 
-    /// Asserts that a search finds the distances a scan of every record finds, in order.
+    /// Asserts that a search finds the distances a scan of every available scooter finds,
+    /// in order.
     fn finds_what_a_scan_finds(index: &LiveIndex, q: &NearbyQuery) {
         let mut expected: Vec<f64> = index
             .records
             .iter()
+            .filter(|s| s.state == ScooterState::Available)
             .map(|s| haversine_m(q.lat, q.lon, s.lat, s.lon))
             .filter(|d| *d <= q.radius_m)
             .collect();
@@ -801,7 +892,7 @@ mod tests {
     }
 
     #[test]
-    fn small_moves_are_made_in_place_and_searches_still_find_every_scooter() {
+    fn wandering_scooters_rarely_move_through_the_tree_and_searches_find_every_one() {
         use rand::{Rng, SeedableRng};
         // 2,500 scooters about 20 m apart, then four rounds of GPS wandering (up to about
         // 2 m) and a round where one in ten rides 300 m to 1 km away.
@@ -840,12 +931,12 @@ mod tests {
                 move_to(&mut index, i, lat, lon);
             }
         }
-        // A scooter usually stands on an edge of its node's box (the box is drawn around
-        // the node's scooters), so a wander outwards leaves it: about four in ten stay.
+        // Most wanders stay within the slack of the scooter's tree point; of those that
+        // leave it, some are made in place. (348 went through the tree when written.)
         let wandered = index.moves_since_build;
         assert!(
-            wandered < 7_000,
-            "of 10,000 small moves, {wandered} not in place"
+            wandered < 1_000,
+            "of 10,000 small moves, {wandered} through the tree"
         );
         for i in (0..2_500u32).step_by(10) {
             let lat = centre.lat + rng.gen_range(-0.01..0.01);
@@ -857,6 +948,18 @@ mod tests {
             "rides move through the tree"
         );
         assert_eq!(index.tree.size(), 2_500);
+        // Some ride on, some end their rides there: searches still see every scooter
+        // available, once.
+        for i in (0..2_500u32).step_by(7) {
+            let id = format!("S-{i}");
+            index.apply_state(&id, ScooterState::OnTrip, 1);
+            let record = index.records[i as usize];
+            move_to(&mut index, i, record.lat + 0.001, record.lon - 0.002);
+            if i % 2 == 0 {
+                index.apply_state(&id, ScooterState::Available, 2);
+            }
+        }
+        tree_holds_the_fleet(&index);
         for (lat_step, lon_step, radius_m, limit) in [
             (0, 0, 100.0, 10),
             (10, 20, 60.0, 50),
@@ -870,11 +973,118 @@ mod tests {
             };
             finds_what_a_scan_finds(&index, &q);
         }
-        for (slot, record) in index.records.iter().enumerate() {
-            let point = tree_point(record.lat, record.lon);
-            let entry = Entry::new(point, slot as u32);
-            assert!(index.tree.contains(&entry), "slot {slot} where it is");
+    }
+
+    /// Asserts that the tree holds every scooter not on a trip once, within the slack of
+    /// where it stands and found there, and no other.
+    pub(super) fn tree_holds_the_fleet(index: &LiveIndex) {
+        let mut points = vec![Vec::new(); index.len()];
+        for entry in index.tree.iter() {
+            points[entry.data as usize].push(*entry.geom());
         }
+        for (slot, record) in index.records.iter().enumerate() {
+            let id = index.ids.id(slot as u32);
+            if !in_tree(record.state) {
+                assert!(
+                    points[slot].is_empty(),
+                    "{id}, on a trip, is not in the tree"
+                );
+                continue;
+            }
+            assert_eq!(points[slot].len(), 1, "{id} is in the tree once");
+            let exact = tree_point(record.lat, record.lon);
+            let off = chord_2_between(&points[slot][0], &exact).sqrt() * EARTH_RADIUS_M;
+            assert!(off <= SLACK_M + 0.01, "{id} is {off} m from its tree point");
+            let holding = Holding::new(slot as u32, record.lat, record.lon);
+            assert!(index
+                .tree
+                .locate_with_selection_function(holding)
+                .next()
+                .is_some());
+        }
+    }
+
+    /// Moves `id` to `(lat, lon)` with a reading at `at_ms`.
+    fn go(index: &mut LiveIndex, id: &str, lat: f64, lon: f64, at_ms: i64) {
+        let reading = Reading {
+            lat,
+            ..reading(lon, at_ms)
+        };
+        assert!(index.apply_reading(id, &reading, at_ms).is_some());
+    }
+
+    /// Where the tree has `id`.
+    fn tree_point_of(index: &LiveIndex, id: &str) -> Option<[f32; 3]> {
+        let slot = index.ids.find(id)?;
+        let record = index.records[slot as usize];
+        let holding = Holding::new(slot, record.lat, record.lon);
+        let found = index.tree.locate_with_selection_function(holding).next();
+        found.map(|entry| *entry.geom())
+    }
+
+    #[test]
+    fn a_parked_scooters_wandering_leaves_the_tree_alone_within_the_slack() {
+        let mut index = index();
+        // "near" stands 11.1 m north of the centre; 3.3 m further, its tree point stays.
+        let kept = tree_point_of(&index, "near");
+        go(&mut index, "near", 48.85673, 2.3522, 200);
+        assert_eq!(tree_point_of(&index, "near"), kept);
+        // Searches measure it where it stands: 14.5 m, past 14 m, within 14.6 m.
+        let found = index.nearby(&query(14.0, 10), &EVERYWHERE);
+        assert!(found.is_empty(), "{found:?}");
+        let found = index.nearby(&query(14.6, 10), &EVERYWHERE);
+        assert_eq!(ids(&found), ["near"]);
+        assert!((found[0].1 - 14.5).abs() < 0.1, "{}", found[0].1);
+        // 8.9 m from the centre, where its tree point is 11.1 m away: found within 9 m.
+        go(&mut index, "near", 48.85668, 2.3522, 300);
+        assert_eq!(tree_point_of(&index, "near"), kept);
+        assert_eq!(ids(&index.nearby(&query(9.0, 10), &EVERYWHERE)), ["near"]);
+        // Wandering on, 2.2 m at a time to the north: the tree follows once past the slack.
+        let mut at = 300;
+        for step in 1..=6 {
+            at += 100;
+            go(
+                &mut index,
+                "near",
+                48.85668 + f64::from(step) * 0.00002,
+                2.3522,
+                at,
+            );
+            tree_holds_the_fleet(&index);
+        }
+        assert_ne!(tree_point_of(&index, "near"), kept);
+        assert_eq!(index.tree.size(), 4);
+    }
+
+    #[test]
+    fn scooters_on_a_trip_leave_the_tree_and_come_back_where_it_ends() {
+        let mut index = index();
+        assert!(index.apply_state("mid", ScooterState::OnTrip, 1).is_some());
+        assert_eq!(index.tree.size(), 3);
+        // The ride's points leave the tree alone.
+        for (i, lon) in [2.3600, 2.3700, 2.3800].into_iter().enumerate() {
+            go(&mut index, "mid", 48.8566, lon, 200 + i as i64);
+        }
+        assert_eq!((index.tree.size(), index.moves_since_build), (3, 0));
+        tree_holds_the_fleet(&index);
+        // Back from the trip 1.9 km east of the centre, where the searches find it.
+        assert!(index
+            .apply_state("mid", ScooterState::Available, 2)
+            .is_some());
+        assert_eq!(index.tree.size(), 4);
+        tree_holds_the_fleet(&index);
+        let there = NearbyQuery {
+            lon: 2.3800,
+            ..query(50.0, 10)
+        };
+        assert_eq!(ids(&index.nearby(&there, &EVERYWHERE)), ["mid"]);
+        assert_eq!(ids(&index.nearby(&query(500.0, 10), &EVERYWHERE)), ["near"]);
+        // Reserved, or out of order, a scooter stays where it is in the tree.
+        index.apply_state("mid", ScooterState::Reserved, 3);
+        index.apply_state("near", ScooterState::NonContactable, 1);
+        assert_eq!(index.tree.size(), 4);
+        assert!(index.nearby(&query(5000.0, 10), &EVERYWHERE).len() == 1);
+        tree_holds_the_fleet(&index);
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! Rebuilding a worn R-tree: moves (a removal and an insertion each) leave the tree ever
-//! less balanced, so once they reach half the fleet a fresh tree is bulk-loaded from a
-//! snapshot outside the lock, and the moves made meanwhile are replayed into it.
+//! Rebuilding a worn R-tree: insertions (of a move through the tree, or of a scooter back
+//! from a trip) leave the tree ever less balanced, so once they reach half the fleet a
+//! fresh tree is bulk-loaded from a snapshot outside the lock, and the moves made
+//! meanwhile are replayed into it.
 
 use rstar::RTree;
 
-use super::{tree_point, Entry, LiveIndex};
+use super::{in_tree, tree_point, Entry, LiveIndex, Record};
 
-/// The tree's positions at one moment, to bulk-load a fresh tree from outside the lock.
+/// The tree's scooters at one moment, to bulk-load a fresh tree from outside the lock.
 pub struct TreeSnapshot {
-    /// The unit vector of each slot, as the tree had it.
+    /// The unit vector of each slot where it stood, or [`ABSENT`] for a slot the tree
+    /// leaves out.
     points: Vec<[f32; 3]>,
 }
 
@@ -23,6 +25,14 @@ pub struct WornTree {
     _tree: RTree<Entry>,
 }
 
+/// A snapshot's point for a slot the tree leaves out.
+const ABSENT: [f32; 3] = [f32::NAN; 3];
+
+/// The point a snapshot holds for a slot, if the slot is in the tree.
+fn present(point: &[f32; 3]) -> Option<[f32; 3]> {
+    (!point[0].is_nan()).then_some(*point)
+}
+
 impl TreeSnapshot {
     /// Bulk-loads the tree (about a second for a million scooters: not under the lock).
     pub fn build(self) -> RebuiltTree {
@@ -30,7 +40,7 @@ impl TreeSnapshot {
             .points
             .iter()
             .enumerate()
-            .map(|(slot, point)| Entry::new(*point, slot as u32))
+            .filter_map(|(slot, point)| Some(Entry::new(present(point)?, slot as u32)))
             .collect();
         RebuiltTree {
             tree: RTree::bulk_load(entries),
@@ -53,25 +63,21 @@ impl LiveIndex {
         self.moves_since_build >= threshold.max(WORN_AFTER_AT_LEAST)
     }
 
-    /// Starts a rebuild: the tree's positions now, while moves from now on are noted so
-    /// that [`LiveIndex::finish_rebuild`] can replay them. `None` if one is under way.
+    /// Starts a rebuild: where the tree's scooters stand now (their exact places, so the
+    /// new tree starts with no slack), while moves from now on are noted so that
+    /// [`LiveIndex::finish_rebuild`] can replay them. `None` if one is under way.
     pub fn start_rebuild(&mut self) -> Option<TreeSnapshot> {
         if self.moved_during_rebuild.is_some() {
             return None;
         }
-        let mut points = vec![[0.0; 3]; self.records.len()];
-        for entry in self.tree.iter() {
-            if let Some(point) = points.get_mut(entry.data as usize) {
-                *point = *entry.geom();
-            }
-        }
+        let points = self.records.iter().map(tree_place).collect();
         self.moved_during_rebuild = Some(Vec::new());
         Some(TreeSnapshot { points })
     }
 
-    /// Puts the rebuilt tree in place, after moving in it the scooters that moved (or
-    /// arrived) since its snapshot was taken. Returns the worn tree: free it once the lock
-    /// is released (freeing a million entries takes a while).
+    /// Puts the rebuilt tree in place, after moving in it the scooters that moved, arrived,
+    /// left or came back since its snapshot was taken. Returns the worn tree: free it once
+    /// the lock is released (freeing a million entries takes a while).
     pub fn finish_rebuild(&mut self, rebuilt: RebuiltTree) -> WornTree {
         let RebuiltTree { points, mut tree } = rebuilt;
         let mut moved = self.moved_during_rebuild.take().unwrap_or_default();
@@ -83,17 +89,19 @@ impl LiveIndex {
             let Some(scooter) = self.records.get(slot as usize) else {
                 continue;
             };
-            let now = tree_point(scooter.lat, scooter.lon);
-            let then = points.get(slot as usize);
-            if then == Some(&now) {
+            let now = present(&tree_place(scooter));
+            // Registered after the snapshot: not in the new tree yet.
+            let then = points.get(slot as usize).and_then(present);
+            if then == now {
                 continue;
             }
-            // Registered after the snapshot: not in the new tree yet.
             if let Some(then) = then {
-                tree.remove(&Entry::new(*then, slot));
+                tree.remove(&Entry::new(then, slot));
             }
-            tree.insert(Entry::new(now, slot));
-            replayed += 1;
+            if let Some(now) = now {
+                tree.insert(Entry::new(now, slot));
+                replayed += 1;
+            }
         }
         self.moves_since_build = replayed;
         WornTree {
@@ -102,10 +110,19 @@ impl LiveIndex {
     }
 }
 
+/// Where a fresh tree puts a scooter: its exact place, or [`ABSENT`] if it leaves it out.
+fn tree_place(scooter: &Record) -> [f32; 3] {
+    if in_tree(scooter.state) {
+        tree_point(scooter.lat, scooter.lon)
+    } else {
+        ABSENT
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{ids, reading, scooter, EVERYWHERE};
-    use super::super::{haversine_m, NearbyQuery};
+    use super::super::tests::{ids, reading, scooter, tree_holds_the_fleet, EVERYWHERE};
+    use super::super::{haversine_m, NearbyQuery, ScooterState};
     use super::*;
 
     /// A square grid of `side`² scooters around the centre, 10 m apart.
@@ -161,6 +178,7 @@ mod tests {
             step(&mut index, &g((i * 7919) % n), 0.002);
         }
         assert!(index.is_worn());
+        assert!(index.apply_state("G-44", ScooterState::OnTrip, 1).is_some());
         let snapshot = index.start_rebuild().unwrap();
         assert!(index.start_rebuild().is_none(), "one rebuild at a time");
         // Meanwhile: moves, a scooter moved twice, one moved and back, a newcomer that moves.
@@ -173,19 +191,23 @@ mod tests {
         step(&mut index, "G-43", -0.001);
         assert!(index.insert(scooter("late", 48.8566, 2.3522, 30.0), [9; 32]));
         step(&mut index, "late", 0.00005);
+        // One back from a trip that began before the snapshot, one off on a trip.
+        step(&mut index, "G-44", 0.001);
+        assert!(index
+            .apply_state("G-44", ScooterState::Available, 2)
+            .is_some());
+        assert!(index.apply_state("G-45", ScooterState::OnTrip, 1).is_some());
         let rebuilt = snapshot.build();
         index.finish_rebuild(rebuilt);
 
         assert!(!index.is_worn());
-        assert_eq!(index.tree.size(), index.len());
+        assert_eq!(index.tree.size(), index.len() - 1, "but G-45, on a trip");
+        tree_holds_the_fleet(&index);
+        // The new tree has every scooter at its exact place.
         for slot in 0..index.len() {
             let s = &index.records[slot];
             let entry = Entry::new(tree_point(s.lat, s.lon), slot as u32);
-            assert!(
-                index.tree.contains(&entry),
-                "{} is where it stands",
-                index.ids.id(slot as u32)
-            );
+            assert_eq!(index.tree.contains(&entry), in_tree(s.state));
         }
         for (lat, lon) in [(48.8566, 2.3522), (48.8570, 2.3530), (48.8560, 2.3510)] {
             let q = NearbyQuery {
