@@ -22,7 +22,8 @@
 # each scooter's first point re-arms it for dispatch, which the server then remembers. Each
 # point is within about 2 m of where DIR/fleet.csv (the imported file) put the scooter, as
 # a parked scooter's GPS wanders; WANDER=0 sends them instead to a 3 × 3.5 km square (every
-# first point a long move).
+# first point a long move). VmRSS is shown before, during (sampled each second: median and
+# peak), 1 s after, and SETTLE (14) seconds later, past the server's next heap trim.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:?usage: DB=DIR $0 path/to/scootfleet}
@@ -84,10 +85,16 @@ echo "healthy after $SECONDS s at $(rss) MiB ($(( $(rss) * 1048576 / N )) B a sc
 if [ "$TELEMETRY" != 0 ]; then
 points() { curl -sf "$url/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}'; }
 before=$(rss)
+( while sleep 1; do rss; done ) > "$work/rss-telemetry" 2>/dev/null &
+sampler=$!
 TOKENS="$db/tokens.csv" FLEET="$([ "${WANDER:-1}" != 0 ] && echo "$db/fleet.csv")" \
     wrk -t2 -c64 -d"${TELEMETRY}s" -s benches/telemetry.lua "$url" | awk '/Requests\/sec|non-2xx/'
+kill "$sampler"; wait "$sampler" 2>/dev/null || true
+during=$(sort -n "$work/rss-telemetry" | awk '{v[NR] = $1} END {printf "median %d, peak %d", v[int((NR + 1) / 2)], v[NR]}')
 sleep 1
-echo "telemetry for $TELEMETRY s: $(points) points stored (of $N scooters); VmRSS $before MiB before, $(rss) MiB after ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
+echo "telemetry for $TELEMETRY s: $(points) points stored (of $N scooters); VmRSS $before MiB before, $during MiB during (each second), $(rss) MiB 1 s after ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
+sleep "${SETTLE:-14}"
+echo "VmRSS $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter) $((${SETTLE:-14} + 1)) s after: $(rss_parts)"
 fi
 if [ "$SWEEPS" = silence ]; then
 echo "| sweep | since healthy | VmRSS | events stored | log file |"

@@ -256,6 +256,7 @@ fn spawn_workers(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
     workers.push(tokio::spawn(crate::telemetry::keep_up_metrics(
         shutdown.clone(),
     )));
+    workers.push(tokio::spawn(crate::heap::keep_trimmed(shutdown.clone())));
     workers.push(tokio::spawn(dispatch::worker::run(state.clone(), shutdown)));
     workers
 }

@@ -1,6 +1,6 @@
 //! What the server asks of glibc's allocator, so that a large fleet's memory stays what the
 //! fleet needs: large blocks mapped on their own, and free pages given back after the work
-//! that frees a lot at once.
+//! that frees a lot at once, and every little while.
 
 /// Keeps glibc's threshold for mapping large blocks at its default, 128 KiB. glibc otherwise
 /// raises it to the size of any mapped block freed, up to 32 MiB: after one password hash
@@ -41,4 +41,29 @@ pub async fn after_sweep(changed: usize) {
     if changed >= SWEEP_GIVES_BACK_FROM {
         let _ = tokio::task::spawn_blocking(give_back_free_pages).await;
     }
+}
+
+/// How often the heaps' free pages are given back while the server runs.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Gives the free pages back every [`TRIM_EVERY`] until shutdown. Requests allocate and free
+/// on whichever thread serves them, and glibc keeps what they free in that thread's heap,
+/// scattered between live blocks: at a million scooters, 100 s of telemetry from every
+/// scooter left 20 MiB resident that `malloc_trim` gave back, with 5 MiB more live.
+pub async fn keep_trimmed(shutdown: tokio::sync::watch::Receiver<bool>) {
+    crate::app::every(
+        TRIM_EVERY,
+        shutdown,
+        "giving free heap pages back",
+        || async {
+            let started = std::time::Instant::now();
+            tokio::task::spawn_blocking(give_back_free_pages).await?;
+            tracing::debug!(
+                took_ms = started.elapsed().as_secs_f64() * 1e3,
+                "free heap pages given back"
+            );
+            Ok::<(), tokio::task::JoinError>(())
+        },
+    )
+    .await
 }

@@ -3,9 +3,7 @@
 //! fresh tree is bulk-loaded from a snapshot outside the lock, and the moves made
 //! meanwhile are replayed into it.
 
-use rstar::RTree;
-
-use super::{in_tree, tree_point, Entry, LiveIndex, Record};
+use super::{in_tree, tree_point, Entry, LiveIndex, Record, Tree};
 
 /// The tree's scooters at one moment, to bulk-load a fresh tree from outside the lock.
 pub struct TreeSnapshot {
@@ -17,12 +15,12 @@ pub struct TreeSnapshot {
 /// A tree bulk-loaded from a [`TreeSnapshot`], ready to replace a worn one.
 pub struct RebuiltTree {
     points: Vec<[f32; 3]>,
-    tree: RTree<Entry>,
+    tree: Tree,
 }
 
 /// A tree replaced by a rebuilt one, to be dropped outside the lock.
 pub struct WornTree {
-    _tree: RTree<Entry>,
+    _tree: Tree,
 }
 
 /// A snapshot's point for a slot the tree leaves out.
@@ -43,7 +41,7 @@ impl TreeSnapshot {
             .filter_map(|(slot, point)| Some(Entry::new(present(point)?, slot as u32)))
             .collect();
         RebuiltTree {
-            tree: RTree::bulk_load(entries),
+            tree: Tree::bulk_load_with_params(entries),
             points: self.points,
         }
     }
