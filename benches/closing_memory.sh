@@ -24,6 +24,8 @@
 # a parked scooter's GPS wanders; WANDER=0 sends them instead to a 3 × 3.5 km square (every
 # first point a long move). VmRSS is shown before, during (sampled each second: median and
 # peak), 1 s after, and SETTLE (14) seconds later, past the server's next heap trim.
+# NEARBY=SECONDS (with SWEEPS=0) first runs nearby searches for that long, as
+# nearby_compare.sh does, saturating and then paced.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:?usage: DB=DIR $0 path/to/scootfleet}
@@ -82,6 +84,17 @@ DATABASE_URL="sqlite://$work/scootfleet.db" SCOOTFLEET_BIND=127.0.0.1:$PORT \
 server=$!
 until curl -sf "$url/healthz" >/dev/null; do sleep 0.05; done
 echo "healthy after $SECONDS s at $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
+if [ "${NEARBY:-0}" != 0 ]; then
+    # The searches of nearby_compare.sh, from 64 connections, then paced (72 connections,
+    # each waiting 3 ms after every answer).
+    { cat benches/nearby.lua; echo 'delay = function() return 3 end'; } > "$work/paced.lua"
+    for run in "64 benches/nearby.lua" "72 $work/paced.lua"; do
+        out=$(wrk -t2 -c"${run%% *}" -d"${NEARBY}s" --latency -s "${run#* }" "$url")
+        echo "nearby, ${run%% *} connections$([ "${run%% *}" = 72 ] && echo ', paced'):" \
+            "$(awk '/Requests\/sec/ {print $2}' <<<"$out") req/s," \
+            "p50 $(awk '$1=="50%" {print $2}' <<<"$out"), p99 $(awk '$1=="99%" {print $2}' <<<"$out")"
+    done
+fi
 if [ "$TELEMETRY" != 0 ]; then
 points() { curl -sf "$url/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}'; }
 before=$(rss)
