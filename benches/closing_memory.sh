@@ -23,7 +23,8 @@
 # point is within about 2 m of where DIR/fleet.csv (the imported file) put the scooter, as
 # a parked scooter's GPS wanders; WANDER=0 sends them instead to a 3 × 3.5 km square (every
 # first point a long move). VmRSS is shown before, during (sampled each second: median and
-# peak), 1 s after, and SETTLE (14) seconds later, past the server's next heap trim.
+# peak), 1 s after, and SETTLE (14) seconds later, past the server's next heap trim (as
+# after the feed).
 # NEARBY=SECONDS (with SWEEPS=0) first runs nearby searches for that long, as
 # nearby_compare.sh does, saturating and then paced.
 set -euo pipefail
@@ -140,3 +141,5 @@ kill "$sampler"; wait "$sampler" 2>/dev/null || true
 peak=$(sort -n "$work/rss" | tail -n 1)
 vehicles=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['data']['vehicles']))" "$work/feed.json")
 echo "vehicle_status ($vehicles vehicles, $FEEDS fetches): VmRSS $before MiB before, peak $peak MiB, $(rss) MiB 1 s after: $(rss_parts)"
+sleep "${SETTLE:-14}"
+echo "VmRSS $(rss) MiB $((${SETTLE:-14} + 1)) s after the feed: $(rss_parts)"

@@ -36,7 +36,7 @@ mod tree;
 pub use rebuild::{RebuiltTree, TreeSnapshot, WornTree};
 pub use scooter::{ChangeKind, FleetChange, Record, Scooter};
 pub use tree::SLACK_M;
-use tree::{chord, chord_2_between, in_tree, tree_point, walk_past, Entry, Holding, Tree};
+use tree::{chord, chord_2_between, in_tree, tree_point, walk_past, Entry, FleetTree, Holding};
 
 /// The service area as the live index sees it: a containment test, and a version naming
 /// it, so that answers cached for one version are never trusted for another.
@@ -104,7 +104,7 @@ pub struct LiveIndex {
     /// Each slot's id, and slots by id.
     ids: ids::Ids,
     by_token: tokens::TokenTable,
-    tree: Tree,
+    tree: FleetTree,
     /// Insertions the tree has taken since it was last bulk-loaded: moves through the tree (a
     /// removal and an insertion each) and scooters back from a trip.
     moves_since_build: usize,
@@ -122,7 +122,7 @@ impl Default for LiveIndex {
             area: Arc::new(NoAreaYet),
             ids: ids::Ids::default(),
             by_token: tokens::TokenTable::default(),
-            tree: Tree::new_with_params(),
+            tree: FleetTree::default(),
             moves_since_build: 0,
             moved_during_rebuild: None,
             moved_during_placing: None,
@@ -185,7 +185,7 @@ impl IndexBuilder {
             by_token,
         } = self;
         let tree = std::thread::scope(|scope| {
-            let tree = scope.spawn(|| Tree::bulk_load_with_params(points));
+            let tree = scope.spawn(|| FleetTree::bulk_load(points));
             ids.sort();
             tree.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -313,11 +313,7 @@ impl LiveIndex {
         }
         let to = tree_point(now.0, now.1);
         let holding = Holding::new(slot, was.0, was.1);
-        let found = self
-            .tree
-            .locate_with_selection_function(holding)
-            .next()
-            .map(|entry| *entry.geom());
+        let found = self.tree.locate(holding);
         debug_assert!(found.is_some(), "slot {slot} is in the tree");
         let Some(point) = found else {
             self.tree.insert(Entry::new(to, slot));
@@ -330,23 +326,17 @@ impl LiveIndex {
             to: Some(to),
             ..Holding::new(slot, was.0, was.1)
         };
-        if let Some(entry) = self
-            .tree
-            .locate_with_selection_function_mut(in_place)
-            .next()
-        {
-            *entry = Entry::new(to, slot);
+        if self.tree.move_in_place(in_place, to) {
             return;
         }
-        self.tree.remove_with_selection_function(holding);
+        self.tree.remove(holding);
         self.tree.insert(Entry::new(to, slot));
         self.moves_since_build += 1;
     }
 
     /// Takes `slot`, standing at `(lat, lon)`, out of the tree.
     fn take_out(&mut self, slot: u32, lat: f64, lon: f64) {
-        self.tree
-            .remove_with_selection_function(Holding::new(slot, lat, lon));
+        self.tree.remove(Holding::new(slot, lat, lon));
         if let Some(moved) = &mut self.moved_during_rebuild {
             moved.push(slot);
         }
@@ -421,7 +411,7 @@ impl LiveIndex {
             return Vec::new();
         }
         let centre = tree_point(query.lat, query.lon);
-        for (entry, distance_2) in self.tree.nearest_neighbor_iter_with_distance_2(&centre) {
+        for (entry, distance_2) in self.tree.nearest(&centre) {
             if f64::from(distance_2) > stop_2 {
                 break;
             }

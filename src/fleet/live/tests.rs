@@ -378,11 +378,7 @@ pub(super) fn tree_holds_the_fleet(index: &LiveIndex) {
         let off = chord_2_between(&points[slot][0], &exact).sqrt() * EARTH_RADIUS_M;
         assert!(off <= SLACK_M + 0.01, "{id} is {off} m from its tree point");
         let holding = Holding::new(slot as u32, record.lat, record.lon);
-        assert!(index
-            .tree
-            .locate_with_selection_function(holding)
-            .next()
-            .is_some());
+        assert!(index.tree.locate(holding).is_some());
     }
 }
 
@@ -400,8 +396,7 @@ fn tree_point_of(index: &LiveIndex, id: &str) -> Option<[f32; 3]> {
     let slot = index.ids.find(id)?;
     let record = index.records[slot as usize];
     let holding = Holding::new(slot, record.lat, record.lon);
-    let found = index.tree.locate_with_selection_function(holding).next();
-    found.map(|entry| *entry.geom())
+    index.tree.locate(holding)
 }
 
 #[test]
