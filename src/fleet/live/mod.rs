@@ -27,6 +27,7 @@ use super::{haversine_m, Reading, ScooterState, EARTH_RADIUS_M};
 use crate::zones::ZoneSet;
 
 mod ids;
+mod packed;
 mod placing;
 mod rebuild;
 mod scooter;

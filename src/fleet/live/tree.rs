@@ -1,17 +1,20 @@
-//! The fleet's R-tree: each scooter as a point on the unit sphere, `f32`, with its slot;
-//! the node sizes; and the slack within which a scooter stays at its tree point.
+//! The fleet's tree: each scooter as a point on the unit sphere, `f32`, with its slot; the
+//! node sizes; the slack within which a scooter stays at its tree point; and the two parts
+//! searched together, the bulk-loaded scooters in buckets and the arrivals since.
 
 use rstar::primitives::GeomWithData;
 use rstar::{Envelope, RStarInsertionStrategy, RTree, RTreeParams, SelectionFunction, AABB};
 
+use super::packed::Packed;
 use crate::fleet::{ScooterState, EARTH_RADIUS_M};
 
 pub(super) type Entry = GeomWithData<[f32; 3], u32>;
 
-/// The R-tree's node sizes: up to 16 children, at least 6, 5 reinserted on overflow (the
-/// R*-tree's 40 % and 30 %). rstar's default (3 to 6) spends a parent node (48 bytes, and
-/// its vector) for every few scooters; measured at a million, 16 takes 4 MiB less and
-/// answers searches as fast when fresh and faster once worn by moves.
+/// The R-trees' node sizes (of the buckets' boxes and of the arrivals): up to 16 children,
+/// at least 6, 5 reinserted on overflow (the R*-tree's 40 % and 30 %). rstar's default (3
+/// to 6) spends a parent node (48 bytes, and its vector) for every few elements; measured
+/// at a million scooters in one tree, 16 took 4 MiB less and answered searches as fast
+/// when fresh and faster once worn by moves.
 pub(super) struct TreeParams;
 
 impl RTreeParams for TreeParams {
@@ -61,9 +64,16 @@ impl Holding {
     }
 }
 
+impl Holding {
+    /// Whether a box may hold the entry looked for.
+    pub(super) fn may_be_in(&self, envelope: &AABB<[f32; 3]>) -> bool {
+        envelope.intersects(&self.near) && self.to.is_none_or(|to| envelope.contains_point(&to))
+    }
+}
+
 impl SelectionFunction<Entry> for Holding {
     fn should_unpack_parent(&self, envelope: &AABB<[f32; 3]>) -> bool {
-        envelope.intersects(&self.near) && self.to.is_none_or(|to| envelope.contains_point(&to))
+        self.may_be_in(envelope)
     }
 
     fn should_unpack_leaf(&self, entry: &Entry) -> bool {
@@ -111,23 +121,23 @@ pub(super) fn walk_past(found: f64) -> f64 {
     reach * reach
 }
 
-/// The fleet's R-tree in two parts: the scooters where the last bulk load put them, and
-/// those inserted since (moved far, or back from a trip) in a tree of their own. The bulk
-/// load leaves each node's vector exactly full and an insertion doubles it, so insertions
-/// spread over the loaded tree would soon double its room (at a million scooters that had
-/// all moved far, 232 MiB for the whole server instead of 190–199 with this split and a
-/// rebuild at a tenth of the fleet in insertions). The loaded part only
-/// loses scooters and moves them in place; the arrivals stay few until the next rebuild
-/// folds them in. A search walks both at once, nearest first.
+/// The fleet's tree in two parts: the scooters where the last bulk load put them, packed in
+/// buckets ([`Packed`]), and those inserted since (moved far, or back from a trip) in an
+/// R-tree of their own. The bulk load leaves each bucket exactly full and an insertion would
+/// have to grow it, so the loaded part only loses scooters and moves them within their
+/// buckets' boxes; the arrivals stay few until the next rebuild folds them in (at a million
+/// scooters that had all moved far, 232 MiB for the whole server with one R-tree taking
+/// every insertion, 190–199 with this split and a rebuild at a tenth of the fleet in
+/// insertions). A search walks both at once, nearest first.
 #[derive(Default)]
 pub(super) struct FleetTree {
-    loaded: Tree,
+    loaded: Packed,
     arrivals: Tree,
 }
 
-impl From<Tree> for FleetTree {
+impl From<Packed> for FleetTree {
     /// A bulk-loaded tree, no arrivals yet.
-    fn from(loaded: Tree) -> Self {
+    fn from(loaded: Packed) -> Self {
         FleetTree {
             loaded,
             arrivals: Tree::new_with_params(),
@@ -137,7 +147,7 @@ impl From<Tree> for FleetTree {
 
 impl FleetTree {
     pub(super) fn bulk_load(entries: Vec<Entry>) -> Self {
-        Tree::bulk_load_with_params(entries).into()
+        Packed::bulk_load(entries).into()
     }
 
     /// How many scooters the tree holds.
@@ -153,30 +163,29 @@ impl FleetTree {
 
     /// The point of the scooter `holding` looks for, if the tree has it.
     pub(super) fn locate(&self, holding: Holding) -> Option<[f32; 3]> {
-        let mut found = self.loaded.locate_with_selection_function(holding);
-        let entry = found
-            .next()
-            .or_else(|| self.arrivals.locate_with_selection_function(holding).next())?;
-        Some(*entry.geom())
+        self.loaded.locate(holding).or_else(|| {
+            let mut found = self.arrivals.locate_with_selection_function(holding);
+            found.next().map(|entry| *entry.geom())
+        })
     }
 
     /// Moves the scooter `in_place` looks for to `to` if every box above it holds `to`;
     /// whether it did.
     pub(super) fn move_in_place(&mut self, in_place: Holding, to: [f32; 3]) -> bool {
-        for tree in [&mut self.loaded, &mut self.arrivals] {
-            if let Some(entry) = tree.locate_with_selection_function_mut(in_place).next() {
-                *entry = Entry::new(to, in_place.slot);
-                return true;
-            }
+        if self.loaded.move_in_place(in_place, to) {
+            return true;
         }
-        false
+        let mut found = self.arrivals.locate_with_selection_function_mut(in_place);
+        let Some(entry) = found.next() else {
+            return false;
+        };
+        *entry = Entry::new(to, in_place.slot);
+        true
     }
 
     /// Takes out the scooter `holding` looks for; whether it was there.
     pub(super) fn remove(&mut self, holding: Holding) -> bool {
-        self.loaded
-            .remove_with_selection_function(holding)
-            .is_some()
+        self.loaded.remove(holding)
             || self
                 .arrivals
                 .remove_with_selection_function(holding)
@@ -185,7 +194,7 @@ impl FleetTree {
 
     /// Takes out `entry`, at exactly its point; whether it was there.
     pub(super) fn remove_exact(&mut self, entry: &Entry) -> bool {
-        self.loaded.remove(entry).is_some() || self.arrivals.remove(entry).is_some()
+        self.loaded.remove_exact(entry) || self.arrivals.remove(entry).is_some()
     }
 
     /// Puts `entry` with the arrivals.
@@ -195,10 +204,7 @@ impl FleetTree {
 
     /// Every entry, nearest to `centre` first, with its squared chord.
     pub(super) fn nearest(&self, centre: &[f32; 3]) -> impl Iterator<Item = (&Entry, f32)> {
-        let mut loaded = self
-            .loaded
-            .nearest_neighbor_iter_with_distance_2(centre)
-            .peekable();
+        let mut loaded = self.loaded.nearest(centre).peekable();
         let mut arrivals = self
             .arrivals
             .nearest_neighbor_iter_with_distance_2(centre)
