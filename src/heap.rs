@@ -1,6 +1,6 @@
 //! What the server asks of glibc's allocator, so that a large fleet's memory stays what the
-//! fleet needs: large blocks mapped on their own, and free pages given back after the work
-//! that frees a lot at once, and every little while.
+//! fleet needs: large blocks mapped on their own, and free pages given back after a tree
+//! rebuild and every little while.
 
 /// Keeps glibc's threshold for mapping large blocks at its default, 128 KiB. glibc otherwise
 /// raises it to the size of any mapped block freed, up to 32 MiB: after one password hash
@@ -20,8 +20,9 @@ pub fn keep_large_blocks_mapped() {}
 /// Gives the free pages of every heap back to the system. glibc returns only what is free at
 /// the top of a heap; the nodes of a replaced R-tree, or what a fleet-wide sweep allocated
 /// and freed, leave free pages all through the heaps, which stay resident until reused (at
-/// a million scooters, one heap held 71 MB with 1.3 MB in use after a tree rebuild). Takes some milliseconds: call it after
-/// such work, from a blocking thread.
+/// a million scooters, one heap held 71 MB with 1.3 MB in use after a tree rebuild). Takes
+/// some milliseconds: call it from a blocking thread, after such a rebuild, and
+/// [`keep_trimmed`] calls it every little while.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn give_back_free_pages() {
     // SAFETY: `malloc_trim` walks the allocator's own heaps under their locks.
@@ -30,18 +31,6 @@ pub fn give_back_free_pages() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn give_back_free_pages() {}
-
-/// A fleet-wide sweep that changed this many scooters or more gives back the free pages it
-/// leaves (at a million scooters, a sweep of the whole fleet left 11–20 MiB).
-const SWEEP_GIVES_BACK_FROM: usize = 10_000;
-
-/// After a sweep over the fleet that changed `changed` scooters: gives the free pages back
-/// if they were many, on a blocking thread.
-pub async fn after_sweep(changed: usize) {
-    if changed >= SWEEP_GIVES_BACK_FROM {
-        let _ = tokio::task::spawn_blocking(give_back_free_pages).await;
-    }
-}
 
 /// How often the heaps' free pages are given back while the server runs.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);

@@ -99,7 +99,6 @@ pub async fn mark_silent(state: &AppState, timeout_ms: i64) {
     if changed > 0 {
         tracing::info!(changed, "scooters went silent");
     }
-    crate::heap::after_sweep(changed).await;
 }
 
 /// Keeps the live index in step with state changes made by other servers sharing the

@@ -92,7 +92,6 @@ async fn follow_opening_hours(state: &AppState) {
     if changed > 0 {
         tracing::info!(changed, event = event.as_str(), "opening-hours sweep done");
     }
-    crate::heap::after_sweep(changed).await;
 }
 
 /// What the watcher remembers of a riding scooter.
