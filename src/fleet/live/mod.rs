@@ -109,8 +109,9 @@ pub struct LiveIndex {
     /// Insertions the tree has taken since it was last bulk-loaded: moves through the tree (a
     /// removal and an insertion each) and scooters back from a trip.
     moves_since_build: usize,
-    /// While a new tree is built from a snapshot, the slots that moved since it was taken.
-    moved_during_rebuild: Option<Vec<u32>>,
+    /// While a new tree is built from a snapshot, the slots that changed since it was taken,
+    /// each with where the snapshot had it.
+    moved_during_rebuild: Option<Vec<rebuild::Changed>>,
     /// While the fleet is placed in a new service area, the slots that moved since.
     moved_during_placing: Option<Vec<u32>>,
 }
@@ -229,9 +230,7 @@ impl LiveIndex {
             self.tree
                 .insert(Entry::new(tree_point(scooter.lat, scooter.lon), slot));
         }
-        if let Some(moved) = &mut self.moved_during_rebuild {
-            moved.push(slot);
-        }
+        self.note_rebuild_change(slot, None);
         if let Some(moved) = &mut self.moved_during_placing {
             moved.push(slot);
         }
@@ -309,9 +308,7 @@ impl LiveIndex {
     /// its way down from the root is made in place (no removal, no insertion, no growth);
     /// any other takes it out and puts it back.
     fn follow(&mut self, slot: u32, was: (f64, f64), now: (f64, f64)) {
-        if let Some(moved) = &mut self.moved_during_rebuild {
-            moved.push(slot);
-        }
+        self.note_rebuild_change(slot, Some(tree_point(was.0, was.1)));
         let to = tree_point(now.0, now.1);
         let holding = Holding::new(slot, was.0, was.1);
         let found = self.tree.locate(holding);
@@ -338,17 +335,22 @@ impl LiveIndex {
     /// Takes `slot`, standing at `(lat, lon)`, out of the tree.
     fn take_out(&mut self, slot: u32, lat: f64, lon: f64) {
         self.tree.remove(Holding::new(slot, lat, lon));
-        if let Some(moved) = &mut self.moved_during_rebuild {
-            moved.push(slot);
-        }
+        self.note_rebuild_change(slot, Some(tree_point(lat, lon)));
     }
 
     /// Puts `slot`, standing at `(lat, lon)`, in the tree.
     fn put_in(&mut self, slot: u32, lat: f64, lon: f64) {
         self.tree.insert(Entry::new(tree_point(lat, lon), slot));
         self.moves_since_build += 1;
-        if let Some(moved) = &mut self.moved_during_rebuild {
-            moved.push(slot);
+        self.note_rebuild_change(slot, None);
+    }
+
+    /// Notes, during a rebuild, that `slot` changes from where it stood (`was`, its exact
+    /// place; `None` out of the tree or new): at a slot's first change, that is where the
+    /// snapshot had it.
+    fn note_rebuild_change(&mut self, slot: u32, was: Option<[f32; 3]>) {
+        if let Some(changed) = &mut self.moved_during_rebuild {
+            changed.push(rebuild::Changed::new(slot, was));
         }
     }
 

@@ -1,21 +1,20 @@
 //! Rebuilding a worn R-tree: insertions (of a move through the tree, or of a scooter back
 //! from a trip) gather in the arrivals' tree beside the loaded one, so once they reach a
 //! tenth of the fleet a fresh tree is bulk-loaded from a snapshot outside the lock, and
-//! the moves made meanwhile are replayed into it.
+//! the moves made meanwhile are replayed into it. Each slot that changes meanwhile notes
+//! where the snapshot had it, so nothing but the new tree's entries is kept a scooter.
 
 use super::packed::Packed;
 use super::{in_tree, tree_point, Entry, FleetTree, LiveIndex, Record};
 
-/// The tree's scooters at one moment, to bulk-load a fresh tree from outside the lock.
+/// The tree's scooters at one moment, each at its exact place, to bulk-load a fresh tree
+/// from outside the lock.
 pub struct TreeSnapshot {
-    /// The unit vector of each slot where it stood, or [`ABSENT`] for a slot the tree
-    /// leaves out.
-    points: Vec<[f32; 3]>,
+    entries: Vec<Entry>,
 }
 
 /// A tree bulk-loaded from a [`TreeSnapshot`], ready to replace a worn one.
 pub struct RebuiltTree {
-    points: Vec<[f32; 3]>,
     tree: Packed,
 }
 
@@ -24,26 +23,33 @@ pub struct WornTree {
     _tree: FleetTree,
 }
 
-/// A snapshot's point for a slot the tree leaves out.
-const ABSENT: [f32; 3] = [f32::NAN; 3];
+/// A slot that changed while a tree was rebuilt, with where the snapshot had it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Changed {
+    slot: u32,
+    /// Its point in the snapshot, or NaNs where the snapshot left it out.
+    then: [f32; 3],
+}
 
-/// The point a snapshot holds for a slot, if the slot is in the tree.
-fn present(point: &[f32; 3]) -> Option<[f32; 3]> {
-    (!point[0].is_nan()).then_some(*point)
+impl Changed {
+    /// `slot`, which the snapshot had at `then` (`None`: left out, or not registered yet).
+    pub(super) fn new(slot: u32, then: Option<[f32; 3]>) -> Self {
+        Changed {
+            slot,
+            then: then.unwrap_or([f32::NAN; 3]),
+        }
+    }
+
+    fn then(&self) -> Option<[f32; 3]> {
+        (!self.then[0].is_nan()).then_some(self.then)
+    }
 }
 
 impl TreeSnapshot {
     /// Bulk-loads the tree (about 0.1 s for a million scooters: not under the lock).
     pub fn build(self) -> RebuiltTree {
-        let entries = self
-            .points
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, point)| Some(Entry::new(present(point)?, slot as u32)))
-            .collect();
         RebuiltTree {
-            tree: Packed::bulk_load(entries),
-            points: self.points,
+            tree: Packed::bulk_load(self.entries),
         }
     }
 }
@@ -66,35 +72,42 @@ impl LiveIndex {
     }
 
     /// Starts a rebuild: where the tree's scooters stand now (their exact places, so the
-    /// new tree starts with no slack), while moves from now on are noted so that
-    /// [`LiveIndex::finish_rebuild`] can replay them. `None` if one is under way.
+    /// new tree starts with no slack), while changes from now on are noted, each with the
+    /// slot's place in the snapshot, so that [`LiveIndex::finish_rebuild`] can replay them.
+    /// `None` if one is under way.
     pub fn start_rebuild(&mut self) -> Option<TreeSnapshot> {
         if self.moved_during_rebuild.is_some() {
             return None;
         }
-        let points = self.records.iter().map(tree_place).collect();
+        // Room for every slot at once: growing it as it fills would copy it under the lock.
+        let mut entries = Vec::with_capacity(self.records.len());
+        entries.extend(
+            (0..)
+                .zip(&self.records)
+                .filter_map(|(slot, scooter)| Some(Entry::new(tree_place(scooter)?, slot))),
+        );
         self.moved_during_rebuild = Some(Vec::new());
-        Some(TreeSnapshot { points })
+        Some(TreeSnapshot { entries })
     }
 
     /// Puts the rebuilt tree in place, after moving in it the scooters that moved, arrived,
     /// left or came back since its snapshot was taken. Returns the worn tree: free it once
     /// the lock is released (freeing a million entries takes a while).
     pub fn finish_rebuild(&mut self, rebuilt: RebuiltTree) -> WornTree {
-        let RebuiltTree { points, tree } = rebuilt;
-        let mut tree = FleetTree::from(tree);
-        let mut moved = self.moved_during_rebuild.take().unwrap_or_default();
-        // Once per slot, however often it moved: from where the snapshot had it to now.
-        moved.sort_unstable();
-        moved.dedup();
+        let mut tree = FleetTree::from(rebuilt.tree);
+        let mut changed = self.moved_during_rebuild.take().unwrap_or_default();
+        // Once per slot, however often it changed: from where the snapshot had it (noted at
+        // its first change; the sort keeps that one first) to now.
+        changed.sort_by_key(|change| change.slot);
+        changed.dedup_by_key(|change| change.slot);
         let mut replayed = 0;
-        for slot in moved {
+        for change in changed {
+            let slot = change.slot;
             let Some(scooter) = self.records.get(slot as usize) else {
                 continue;
             };
-            let now = present(&tree_place(scooter));
-            // Registered after the snapshot: not in the new tree yet.
-            let then = points.get(slot as usize).and_then(present);
+            let now = tree_place(scooter);
+            let then = change.then();
             if then == now {
                 continue;
             }
@@ -113,13 +126,9 @@ impl LiveIndex {
     }
 }
 
-/// Where a fresh tree puts a scooter: its exact place, or [`ABSENT`] if it leaves it out.
-fn tree_place(scooter: &Record) -> [f32; 3] {
-    if in_tree(scooter.state) {
-        tree_point(scooter.lat, scooter.lon)
-    } else {
-        ABSENT
-    }
+/// Where a fresh tree puts a scooter: its exact place, or `None` if it leaves it out.
+fn tree_place(scooter: &Record) -> Option<[f32; 3]> {
+    in_tree(scooter.state).then(|| tree_point(scooter.lat, scooter.lon))
 }
 
 #[cfg(test)]
