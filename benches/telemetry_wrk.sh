@@ -9,6 +9,11 @@
 #
 # The PostgreSQL database is dropped and created again. Every 202 comes after its points
 # are committed (group commit) and shown in the live index.
+#
+# Each line also gives the server's CPU time over the line (from /proc): the cores it used,
+# and that time per request served (telemetry and, where they run, searches). The load
+# generators share the machine's cores with the server, so requests/s move with whatever
+# else runs; CPU per request moves less, and tells a cheaper server from a luckier run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -70,38 +75,49 @@ stored() {
     out=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}')
     echo "${out:-0}"
 }
-report() { # label wrk-output points-before points-after seconds
+# The server's CPU time so far, in clock ticks (user + system).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
+report() { # label wrk-output points-before points-after seconds cpu-ticks requests
     local rps p50 p99 non
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$2")
     p50=$(awk '$1=="50%" {print $2}' <<<"$2")
     p99=$(awk '$1=="99%" {print $2}' <<<"$2")
     non=$(awk '/non-2xx answers/ {print $3}' <<<"$2")
-    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s |\n' \
-        "$backend" "$1" "$rps" "$(echo "($4 - $3) / $5" | bc -l)" "$p50" "$p99" "${non:-?}"
+    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s | %.2f cores, %.0f µs a request |\n' \
+        "$backend" "$1" "$rps" "$(echo "($4 - $3) / $5" | bc -l)" "$p50" "$p99" "${non:-?}" \
+        "$(echo "$6 / $ticks_per_second / $5" | bc -l)" "$(echo "$6 * 1000000 / $ticks_per_second / $7" | bc -l)"
 }
+served() { awk '/requests in/ {print $1}' <<<"$1"; }
 seconds=${DURATION%s}
 telemetry() { # label points-per-request [nearby-script]
-    local before after out nearby_out=""
+    local before after out nearby_out="" ticks requests
     before=$(stored)
+    ticks=$(cpu_ticks)
     if [ -n "${3:-}" ]; then
         wrk -t1 -c20 -d"$DURATION" --latency -s "$3" "http://127.0.0.1:$PORT" >"$work/nearby.out" &
         local nearby=$!
     fi
     out=$(POINTS=$2 TOKENS="$work/tokens.csv" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency \
         -s benches/telemetry.lua "http://127.0.0.1:$PORT")
-    after=$(stored)
-    report "$1" "$out" "$before" "$after" "$seconds"
+    requests=$(served "$out")
     if [ -n "${3:-}" ]; then
         wait "$nearby"
         nearby_out=$(cat "$work/nearby.out")
-        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | |\n' "$backend" \
+        requests=$((requests + $(served "$nearby_out")))
+    fi
+    ticks=$(($(cpu_ticks) - ticks))
+    after=$(stored)
+    report "$1" "$out" "$before" "$after" "$seconds" "$ticks" "$requests"
+    if [ -n "${3:-}" ]; then
+        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | | |\n' "$backend" \
             "$(awk '/Requests\/sec/ {print $2}' <<<"$nearby_out")" \
             "$(awk '$1=="50%" {print $2}' <<<"$nearby_out")" "$(awk '$1=="99%" {print $2}' <<<"$nearby_out")"
     fi
 }
 
-echo "| backend | what | requests | telemetry | latency | | |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| backend | what | requests | telemetry | latency | | | server CPU (all requests of the line) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 # A first pass over every scooter: dispatch learns each one, which costs one database write
 # per scooter on its first point after a start (measured apart, as the warm-up).
 telemetry "warm-up: each scooter's first points after the start" 1
