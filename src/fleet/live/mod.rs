@@ -111,7 +111,7 @@ pub struct LiveIndex {
     moves_since_build: usize,
     /// While a new tree is built from a snapshot, the slots that changed since it was taken,
     /// each with where the snapshot had it.
-    moved_during_rebuild: Option<Vec<rebuild::Changed>>,
+    changed_during_rebuild: Option<Vec<rebuild::Changed>>,
     /// While the fleet is placed in a new service area, the slots that moved since.
     moved_during_placing: Option<Vec<u32>>,
 }
@@ -126,7 +126,7 @@ impl Default for LiveIndex {
             by_token: tokens::TokenTable::default(),
             tree: FleetTree::default(),
             moves_since_build: 0,
-            moved_during_rebuild: None,
+            changed_during_rebuild: None,
             moved_during_placing: None,
         }
     }
@@ -308,7 +308,7 @@ impl LiveIndex {
     /// its way down from the root is made in place (no removal, no insertion, no growth);
     /// any other takes it out and puts it back.
     fn follow(&mut self, slot: u32, was: (f64, f64), now: (f64, f64)) {
-        self.note_rebuild_change(slot, Some(tree_point(was.0, was.1)));
+        self.note_rebuild_change(slot, Some(was));
         let to = tree_point(now.0, now.1);
         let holding = Holding::new(slot, was.0, was.1);
         let found = self.tree.locate(holding);
@@ -335,7 +335,7 @@ impl LiveIndex {
     /// Takes `slot`, standing at `(lat, lon)`, out of the tree.
     fn take_out(&mut self, slot: u32, lat: f64, lon: f64) {
         self.tree.remove(Holding::new(slot, lat, lon));
-        self.note_rebuild_change(slot, Some(tree_point(lat, lon)));
+        self.note_rebuild_change(slot, Some((lat, lon)));
     }
 
     /// Puts `slot`, standing at `(lat, lon)`, in the tree.
@@ -345,12 +345,15 @@ impl LiveIndex {
         self.note_rebuild_change(slot, None);
     }
 
-    /// Notes, during a rebuild, that `slot` changes from where it stood (`was`, its exact
-    /// place; `None` out of the tree or new): at a slot's first change, that is where the
-    /// snapshot had it.
-    fn note_rebuild_change(&mut self, slot: u32, was: Option<[f32; 3]>) {
-        if let Some(changed) = &mut self.moved_during_rebuild {
-            changed.push(rebuild::Changed::new(slot, was));
+    /// Notes, during a rebuild, that `slot` changes from where it stood in the tree (`was`;
+    /// `None` out of the tree or new): at a slot's first change, that is where the snapshot
+    /// had it. Costs nothing when no rebuild is under way.
+    fn note_rebuild_change(&mut self, slot: u32, was: Option<(f64, f64)>) {
+        if let Some(changed) = &mut self.changed_during_rebuild {
+            changed.push(rebuild::Changed {
+                slot,
+                then: was.map(|(lat, lon)| tree_point(lat, lon)),
+            });
         }
     }
 

@@ -26,23 +26,9 @@ pub struct WornTree {
 /// A slot that changed while a tree was rebuilt, with where the snapshot had it.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Changed {
-    slot: u32,
-    /// Its point in the snapshot, or NaNs where the snapshot left it out.
-    then: [f32; 3],
-}
-
-impl Changed {
-    /// `slot`, which the snapshot had at `then` (`None`: left out, or not registered yet).
-    pub(super) fn new(slot: u32, then: Option<[f32; 3]>) -> Self {
-        Changed {
-            slot,
-            then: then.unwrap_or([f32::NAN; 3]),
-        }
-    }
-
-    fn then(&self) -> Option<[f32; 3]> {
-        (!self.then[0].is_nan()).then_some(self.then)
-    }
+    pub(super) slot: u32,
+    /// Its point in the snapshot; `None` where the snapshot left it out or did not know it.
+    pub(super) then: Option<[f32; 3]>,
 }
 
 impl TreeSnapshot {
@@ -76,7 +62,7 @@ impl LiveIndex {
     /// slot's place in the snapshot, so that [`LiveIndex::finish_rebuild`] can replay them.
     /// `None` if one is under way.
     pub fn start_rebuild(&mut self) -> Option<TreeSnapshot> {
-        if self.moved_during_rebuild.is_some() {
+        if self.changed_during_rebuild.is_some() {
             return None;
         }
         // Room for every slot at once: growing it as it fills would copy it under the lock.
@@ -86,7 +72,7 @@ impl LiveIndex {
                 .zip(&self.records)
                 .filter_map(|(slot, scooter)| Some(Entry::new(tree_place(scooter)?, slot))),
         );
-        self.moved_during_rebuild = Some(Vec::new());
+        self.changed_during_rebuild = Some(Vec::new());
         Some(TreeSnapshot { entries })
     }
 
@@ -95,7 +81,7 @@ impl LiveIndex {
     /// the lock is released (freeing a million entries takes a while).
     pub fn finish_rebuild(&mut self, rebuilt: RebuiltTree) -> WornTree {
         let mut tree = FleetTree::from(rebuilt.tree);
-        let mut changed = self.moved_during_rebuild.take().unwrap_or_default();
+        let mut changed = self.changed_during_rebuild.take().unwrap_or_default();
         // Once per slot, however often it changed: from where the snapshot had it (noted at
         // its first change; the sort keeps that one first) to now.
         changed.sort_by_key(|change| change.slot);
@@ -107,7 +93,7 @@ impl LiveIndex {
                 continue;
             };
             let now = tree_place(scooter);
-            let then = change.then();
+            let then = change.then;
             if then == now {
                 continue;
             }
