@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use scootfleet::fleet::live::{LiveIndex, NearbyQuery, Scooter, ServiceArea};
+use scootfleet::fleet::live::{LiveIndex, NearbyQuery, Scooter, ServiceArea, SnapshotRoom};
 use scootfleet::fleet::{Reading, ScooterState};
 use scootfleet::zones::{default_feature_collection, parse_zones, ZoneSet};
 
@@ -174,17 +174,22 @@ fn main() {
             "after two moves per scooter",
             queries(&index, &*area, &mut rng, 100_000),
         );
+        let room = SnapshotRoom::new(index.tree_size());
         let started = Instant::now();
-        let snapshot = index.start_rebuild().expect("no rebuild under way");
-        let locked = ms(started);
+        let snapshot = index.start_rebuild(room).expect("no rebuild under way");
+        let copied = ms(started);
         let started = Instant::now();
         let rebuilt = snapshot.build();
         let outside = ms(started);
         let started = Instant::now();
         let worn = index.finish_rebuild(rebuilt);
-        let locked = locked + ms(started);
+        let replaced = ms(started);
         drop(worn);
-        println!("n={n}: tree rebuilt: {outside:.0} ms outside the lock, {locked:.1} ms under it");
+        println!(
+            "n={n}: tree rebuilt: {outside:.0} ms outside the lock, {:.1} ms under it \
+             ({copied:.1} copying the entries, {replaced:.1} putting the new tree in place)",
+            copied + replaced
+        );
         report(
             n,
             "after the rebuild",

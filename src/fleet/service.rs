@@ -11,7 +11,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::device::{to_hex, token_hash, DEVICE_TOKEN_LEN};
 use super::ingest::Job;
 use super::live::{
-    ChangeKind, FleetChange, IndexBuilder, LiveIndex, Record, Scooter, ServiceArea, SWEPT_AT_ONCE,
+    ChangeKind, FleetChange, IndexBuilder, LiveIndex, Record, Scooter, ServiceArea, SnapshotRoom,
+    SWEPT_AT_ONCE,
 };
 use super::{store, transition, Event, Reading, ScooterState};
 use crate::db::Db;
@@ -243,12 +244,20 @@ impl Fleet {
     /// new tree before it replaces the old one, and the old tree's pages are given back to
     /// the system. Says whether it rebuilt.
     pub fn refit_tree(&self) -> bool {
+        let size = {
+            let live = self.read();
+            if !live.is_worn() {
+                return false;
+            }
+            live.tree_size()
+        };
+        let room = SnapshotRoom::new(size);
         let snapshot = {
             let mut live = self.write();
             if !live.is_worn() {
                 return false;
             }
-            live.start_rebuild()
+            live.start_rebuild(room)
         };
         let Some(snapshot) = snapshot else {
             return false;

@@ -34,7 +34,7 @@ mod scooter;
 mod tokens;
 mod tree;
 
-pub use rebuild::{RebuiltTree, TreeSnapshot, WornTree};
+pub use rebuild::{RebuiltTree, SnapshotRoom, TreeSnapshot, WornTree};
 pub use scooter::{ChangeKind, FleetChange, Record, Scooter};
 pub use tree::SLACK_M;
 use tree::{chord, chord_2_between, in_tree, tree_point, walk_past, Entry, FleetTree, Holding};
@@ -308,18 +308,19 @@ impl LiveIndex {
     /// its way down from the root is made in place (no removal, no insertion, no growth);
     /// any other takes it out and puts it back.
     fn follow(&mut self, slot: u32, was: (f64, f64), now: (f64, f64)) {
-        self.note_rebuild_change(slot, Some(was));
         let to = tree_point(now.0, now.1);
         let holding = Holding::new(slot, was.0, was.1);
         let found = self.tree.locate(holding);
         debug_assert!(found.is_some(), "slot {slot} is in the tree");
         let Some(point) = found else {
+            self.note_rebuild_change(slot, None);
             self.tree.insert(Entry::new(to, slot));
             return;
         };
         if chord_2_between(&point, &to) <= chord(SLACK_M).powi(2) {
             return;
         }
+        self.note_rebuild_change(slot, Some(point));
         let in_place = Holding {
             to: Some(to),
             ..Holding::new(slot, was.0, was.1)
@@ -334,8 +335,8 @@ impl LiveIndex {
 
     /// Takes `slot`, standing at `(lat, lon)`, out of the tree.
     fn take_out(&mut self, slot: u32, lat: f64, lon: f64) {
-        self.tree.remove(Holding::new(slot, lat, lon));
-        self.note_rebuild_change(slot, Some((lat, lon)));
+        let point = self.tree.remove(Holding::new(slot, lat, lon));
+        self.note_rebuild_change(slot, point);
     }
 
     /// Puts `slot`, standing at `(lat, lon)`, in the tree.
@@ -345,15 +346,12 @@ impl LiveIndex {
         self.note_rebuild_change(slot, None);
     }
 
-    /// Notes, during a rebuild, that `slot` changes from where it stood in the tree (`was`;
-    /// `None` out of the tree or new): at a slot's first change, that is where the snapshot
-    /// had it. Costs nothing when no rebuild is under way.
-    fn note_rebuild_change(&mut self, slot: u32, was: Option<(f64, f64)>) {
+    /// Notes, during a rebuild, that `slot`'s entry in the tree changes from `was` (its
+    /// point; `None` out of the tree or new): at a slot's first change, that is where the
+    /// snapshot had it. Costs nothing when no rebuild is under way.
+    fn note_rebuild_change(&mut self, slot: u32, was: Option<[f32; 3]>) {
         if let Some(changed) = &mut self.changed_during_rebuild {
-            changed.push(rebuild::Changed {
-                slot,
-                then: was.map(|(lat, lon)| tree_point(lat, lon)),
-            });
+            changed.push(rebuild::Changed { slot, then: was });
         }
     }
 

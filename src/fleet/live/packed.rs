@@ -83,12 +83,10 @@ impl Packed {
         }
     }
 
-    #[cfg(test)]
     pub(super) fn size(&self) -> usize {
         self.lens.iter().map(|&len| usize::from(len)).sum()
     }
 
-    #[cfg(test)]
     pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
         (0..self.lens.len()).flat_map(|index| self.bucket(index))
     }
@@ -135,10 +133,11 @@ impl Packed {
         true
     }
 
-    /// Takes out the scooter `holding` looks for; whether it was there.
-    pub(super) fn remove(&mut self, holding: Holding) -> bool {
-        let found = self.find(holding);
-        found.is_some_and(|at| self.take(at))
+    /// Takes out the scooter `holding` looks for; its point, if it was there.
+    pub(super) fn remove(&mut self, holding: Holding) -> Option<[f32; 3]> {
+        let at = self.find(holding)?;
+        let point = *self.entries[at].geom();
+        self.take(at).then_some(point)
     }
 
     /// Takes out `entry`, at exactly its point; whether it was there.
@@ -345,9 +344,13 @@ mod tests {
             packed.locate(Holding::new(slot, mate_lat, mate_lon)),
             Some(to)
         );
-        assert!(packed.remove(Holding::new(slot, mate_lat, mate_lon)));
+        assert_eq!(
+            packed.remove(Holding::new(slot, mate_lat, mate_lon)),
+            Some(to),
+            "the point it had"
+        );
         assert_eq!(packed.locate(Holding::new(slot, mate_lat, mate_lon)), None);
-        assert!(!packed.remove(Holding::new(slot, mate_lat, mate_lon)));
+        assert_eq!(packed.remove(Holding::new(slot, mate_lat, mate_lon)), None);
         assert_eq!(packed.size(), 499);
     }
 }

@@ -1,16 +1,35 @@
 //! Rebuilding a worn R-tree: insertions (of a move through the tree, or of a scooter back
 //! from a trip) gather in the arrivals' tree beside the loaded one, so once they reach a
 //! tenth of the fleet a fresh tree is bulk-loaded from a snapshot outside the lock, and
-//! the moves made meanwhile are replayed into it. Each slot that changes meanwhile notes
-//! where the snapshot had it, so nothing but the new tree's entries is kept a scooter.
+//! the moves made meanwhile are replayed into it. The snapshot is a copy of the tree's
+//! entries (no point is computed under the lock), and each slot whose entry changes
+//! meanwhile notes where the snapshot had it, so nothing but the new tree's entries is
+//! kept a scooter.
 
 use super::packed::Packed;
 use super::{in_tree, tree_point, Entry, FleetTree, LiveIndex, Record};
 
-/// The tree's scooters at one moment, each at its exact place, to bulk-load a fresh tree
-/// from outside the lock.
+/// The tree's entries at one moment, to bulk-load a fresh tree from outside the lock.
 pub struct TreeSnapshot {
     entries: Vec<Entry>,
+}
+
+/// Room for a snapshot, made before the lock is taken: the pages of a vector this large
+/// (16 MB at a million scooters) are written to once here, so that filling them under the
+/// lock neither grows the vector nor waits for the system to hand them over page by page.
+pub struct SnapshotRoom {
+    entries: Vec<Entry>,
+}
+
+impl SnapshotRoom {
+    /// Room for `entries` and a few more (the tree may take some meanwhile).
+    pub fn new(entries: usize) -> Self {
+        let room = entries + entries / 64 + 1024;
+        let mut entries = Vec::with_capacity(room);
+        entries.resize(room, Entry::new([0.0; 3], 0));
+        std::hint::black_box(&mut entries).clear();
+        SnapshotRoom { entries }
+    }
 }
 
 /// A tree bulk-loaded from a [`TreeSnapshot`], ready to replace a worn one.
@@ -57,21 +76,22 @@ impl LiveIndex {
         self.moves_since_build >= threshold.max(WORN_AFTER_AT_LEAST)
     }
 
-    /// Starts a rebuild: where the tree's scooters stand now (their exact places, so the
-    /// new tree starts with no slack), while changes from now on are noted, each with the
-    /// slot's place in the snapshot, so that [`LiveIndex::finish_rebuild`] can replay them.
-    /// `None` if one is under way.
-    pub fn start_rebuild(&mut self) -> Option<TreeSnapshot> {
+    /// How many entries a rebuild's snapshot takes now (see [`SnapshotRoom`]).
+    pub fn tree_size(&self) -> usize {
+        self.tree.size()
+    }
+
+    /// Starts a rebuild: a copy of the tree's entries as they are (each within the slack
+    /// of its scooter's place; copied, not computed again, to keep the lock short) into
+    /// `room`, while changes to entries from now on are noted, each with the slot's point
+    /// in the snapshot, so that [`LiveIndex::finish_rebuild`] can replay them. `None` if
+    /// one is under way.
+    pub fn start_rebuild(&mut self, room: SnapshotRoom) -> Option<TreeSnapshot> {
         if self.changed_during_rebuild.is_some() {
             return None;
         }
-        // Room for every slot at once: growing it as it fills would copy it under the lock.
-        let mut entries = Vec::with_capacity(self.records.len());
-        entries.extend(
-            (0..)
-                .zip(&self.records)
-                .filter_map(|(slot, scooter)| Some(Entry::new(tree_place(scooter)?, slot))),
-        );
+        let mut entries = room.entries;
+        entries.extend(self.tree.iter().copied());
         self.changed_during_rebuild = Some(Vec::new());
         Some(TreeSnapshot { entries })
     }
@@ -83,7 +103,7 @@ impl LiveIndex {
         let mut tree = FleetTree::from(rebuilt.tree);
         let mut changed = self.changed_during_rebuild.take().unwrap_or_default();
         // Once per slot, however often it changed: from where the snapshot had it (noted at
-        // its first change; the sort keeps that one first) to now.
+        // its first change; the sort keeps that one first) to its exact place now.
         changed.sort_by_key(|change| change.slot);
         changed.dedup_by_key(|change| change.slot);
         let mut replayed = 0;
@@ -119,7 +139,9 @@ fn tree_place(scooter: &Record) -> Option<[f32; 3]> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{ids, reading, scooter, tree_holds_the_fleet, EVERYWHERE};
+    use super::super::tests::{
+        ids, reading, scooter, tree_holds_the_fleet, tree_point_of, EVERYWHERE,
+    };
     use super::super::{haversine_m, NearbyQuery, ScooterState};
     use super::*;
 
@@ -176,9 +198,17 @@ mod tests {
             step(&mut index, &g((i * 7919) % n), 0.002);
         }
         assert!(index.is_worn());
+        // Within the slack (1.5 m): its entry stays where it was, in the snapshot too.
+        let kept = tree_point_of(&index, "G-46").unwrap();
+        step(&mut index, "G-46", 0.00002);
+        assert_eq!(tree_point_of(&index, "G-46"), Some(kept));
         assert!(index.apply_state("G-44", ScooterState::OnTrip, 1).is_some());
-        let snapshot = index.start_rebuild().unwrap();
-        assert!(index.start_rebuild().is_none(), "one rebuild at a time");
+        let size = index.tree_size();
+        let snapshot = index.start_rebuild(SnapshotRoom::new(size)).unwrap();
+        assert!(
+            index.start_rebuild(SnapshotRoom::new(size)).is_none(),
+            "one rebuild at a time"
+        );
         // Meanwhile: moves, a scooter moved twice, one moved and back, a newcomer that moves.
         for i in 0..500 {
             step(&mut index, &g((i * 104_729) % n), -0.0003);
@@ -201,8 +231,11 @@ mod tests {
         assert!(!index.is_worn());
         assert_eq!(index.tree.size(), index.len() - 1, "but G-45, on a trip");
         tree_holds_the_fleet(&index);
-        // The new tree has every scooter at its exact place.
-        for slot in 0..index.len() {
+        // The new tree has every scooter at its exact place, but the one that stayed within
+        // the slack, at the point it had.
+        let g46 = index.ids.find("G-46").unwrap();
+        assert!(index.tree.iter().any(|e| *e == Entry::new(kept, g46)));
+        for slot in (0..index.len()).filter(|&slot| slot != g46 as usize) {
             let s = &index.records[slot];
             let entry = Entry::new(tree_point(s.lat, s.lon), slot as u32);
             assert_eq!(index.tree.iter().any(|e| *e == entry), in_tree(s.state));

@@ -392,7 +392,7 @@ fn go(index: &mut LiveIndex, id: &str, lat: f64, lon: f64, at_ms: i64) {
 }
 
 /// Where the tree has `id`.
-fn tree_point_of(index: &LiveIndex, id: &str) -> Option<[f32; 3]> {
+pub(super) fn tree_point_of(index: &LiveIndex, id: &str) -> Option<[f32; 3]> {
     let slot = index.ids.find(id)?;
     let record = index.records[slot as usize];
     let holding = Holding::new(slot, record.lat, record.lon);

@@ -151,12 +151,10 @@ impl FleetTree {
     }
 
     /// How many scooters the tree holds.
-    #[cfg(test)]
     pub(super) fn size(&self) -> usize {
         self.loaded.size() + self.arrivals.size()
     }
 
-    #[cfg(test)]
     pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.loaded.iter().chain(self.arrivals.iter())
     }
@@ -183,13 +181,13 @@ impl FleetTree {
         true
     }
 
-    /// Takes out the scooter `holding` looks for; whether it was there.
-    pub(super) fn remove(&mut self, holding: Holding) -> bool {
-        self.loaded.remove(holding)
-            || self
-                .arrivals
+    /// Takes out the scooter `holding` looks for; its point, if it was there.
+    pub(super) fn remove(&mut self, holding: Holding) -> Option<[f32; 3]> {
+        self.loaded.remove(holding).or_else(|| {
+            self.arrivals
                 .remove_with_selection_function(holding)
-                .is_some()
+                .map(|entry| *entry.geom())
+        })
     }
 
     /// Takes out `entry`, at exactly its point; whether it was there.
@@ -233,7 +231,8 @@ mod tests {
         // Every other scooter moves 10 km east: out of the loaded part, into the arrivals.
         for slot in (0..100).step_by(2) {
             let (lat, lon) = at(slot, 2.35);
-            assert!(tree.remove(Holding::new(slot, lat, lon)));
+            let removed = tree.remove(Holding::new(slot, lat, lon));
+            assert_eq!(removed, Some(tree_point(lat, lon)));
             tree.insert(entry(slot, at(slot, 2.49)));
         }
         assert_eq!((tree.loaded.size(), tree.arrivals.size()), (50, 50));
