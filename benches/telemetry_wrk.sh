@@ -14,6 +14,8 @@
 # and that time per request served (telemetry and, where they run, searches). The load
 # generators share the machine's cores with the server, so requests/s move with whatever
 # else runs; CPU per request moves less, and tells a cheaper server from a luckier run.
+# The last column is how many points each group commit stored on average, and how many
+# each sync of SQLite's log covered (the fewer commits and syncs, the less each point costs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -70,29 +72,39 @@ cp benches/nearby.lua "$work/nearby.lua"
 # a round with the answer).
 { cat "$work/nearby.lua"; echo 'delay = function() return 3 end'; } > "$work/nearby_5k.lua"
 
-stored() {
+stored() { metric scootfleet_telemetry_points_total; }
+# A counter of the server's /metrics (0 before it first counts).
+metric() {
     local out
-    out=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}')
+    out=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v name="$1" '$1 == name {print $2}')
     echo "${out:-0}"
+}
+# Telemetry commits (groups) and syncs of SQLite's log so far, "groups syncs".
+groups_syncs() {
+    echo "$(metric scootfleet_telemetry_commit_seconds_count) $(metric scootfleet_sqlite_log_syncs_total)"
 }
 # The server's CPU time so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
-report() { # label wrk-output points-before points-after seconds cpu-ticks requests
-    local rps p50 p99 non
+report() { # label wrk-output points-before points-after seconds cpu-ticks requests groups syncs
+    local rps p50 p99 non points syncs="-"
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$2")
     p50=$(awk '$1=="50%" {print $2}' <<<"$2")
     p99=$(awk '$1=="99%" {print $2}' <<<"$2")
     non=$(awk '/non-2xx answers/ {print $3}' <<<"$2")
-    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s | %.2f cores, %.0f µs a request |\n' \
-        "$backend" "$1" "$rps" "$(echo "($4 - $3) / $5" | bc -l)" "$p50" "$p99" "${non:-?}" \
-        "$(echo "$6 / $ticks_per_second / $5" | bc -l)" "$(echo "$6 * 1000000 / $ticks_per_second / $7" | bc -l)"
+    points=$(echo "$4 - $3" | bc -l)
+    [ "$9" -gt 0 ] && syncs=$(printf '%.0f' "$(echo "$points / $9" | bc -l)")
+    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s | %.2f cores, %.0f µs a request | %.1f, %s |\n' \
+        "$backend" "$1" "$rps" "$(echo "$points / $5" | bc -l)" "$p50" "$p99" "${non:-?}" \
+        "$(echo "$6 / $ticks_per_second / $5" | bc -l)" "$(echo "$6 * 1000000 / $ticks_per_second / $7" | bc -l)" \
+        "$(echo "$points / ($8 + 0.000001)" | bc -l)" "$syncs"
 }
 served() { awk '/requests in/ {print $1}' <<<"$1"; }
 seconds=${DURATION%s}
 telemetry() { # label points-per-request [nearby-script]
-    local before after out nearby_out="" ticks requests
+    local before after out nearby_out="" ticks requests counted
     before=$(stored)
+    counted=$(groups_syncs)
     ticks=$(cpu_ticks)
     if [ -n "${3:-}" ]; then
         wrk -t1 -c20 -d"$DURATION" --latency -s "$3" "http://127.0.0.1:$PORT" >"$work/nearby.out" &
@@ -108,16 +120,19 @@ telemetry() { # label points-per-request [nearby-script]
     fi
     ticks=$(($(cpu_ticks) - ticks))
     after=$(stored)
-    report "$1" "$out" "$before" "$after" "$seconds" "$ticks" "$requests"
+    read -r groups syncs <<<"$(groups_syncs)"
+    read -r groups_before syncs_before <<<"$counted"
+    report "$1" "$out" "$before" "$after" "$seconds" "$ticks" "$requests" \
+        "$((groups - groups_before))" "$((syncs - syncs_before))"
     if [ -n "${3:-}" ]; then
-        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | | |\n' "$backend" \
+        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | | | |\n' "$backend" \
             "$(awk '/Requests\/sec/ {print $2}' <<<"$nearby_out")" \
             "$(awk '$1=="50%" {print $2}' <<<"$nearby_out")" "$(awk '$1=="99%" {print $2}' <<<"$nearby_out")"
     fi
 }
 
-echo "| backend | what | requests | telemetry | latency | | | server CPU (all requests of the line) |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| backend | what | requests | telemetry | latency | | | server CPU (all requests of the line) | points a commit, a log sync |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 # A first pass over every scooter: dispatch learns each one, which costs one database write
 # per scooter on its first point after a start (measured apart, as the warm-up).
 telemetry "warm-up: each scooter's first points after the start" 1
