@@ -78,6 +78,17 @@ fn lane(scooter_id: &str, lanes: usize) -> usize {
     (hash % lanes as u64) as usize
 }
 
+/// One rebuild of the live index's tree ([`Fleet::refit_tree`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Rebuilt {
+    /// The entries the worn tree held.
+    pub entries: usize,
+    /// From the first look at the tree to the worn one freed.
+    pub took: std::time::Duration,
+    /// Of that, the time searches and moves waited: the snapshot's copy and the replay.
+    pub locked: std::time::Duration,
+}
+
 impl Fleet {
     /// The fleet as the database has it: the live index is rebuilt from every stored scooter.
     /// On PostgreSQL, `writers` telemetry writers commit side by side.
@@ -242,31 +253,38 @@ impl Fleet {
     /// removals and insertions answers ever more slowly). The bulk load runs outside the
     /// lock, so call it from a blocking task; moves made meanwhile are replayed into the
     /// new tree before it replaces the old one, and the old tree's pages are given back to
-    /// the system. Says whether it rebuilt.
-    pub fn refit_tree(&self) -> bool {
+    /// the system. What it took, if it rebuilt.
+    pub fn refit_tree(&self) -> Option<Rebuilt> {
+        let started = Instant::now();
         let size = {
             let live = self.read();
             if !live.is_worn() {
-                return false;
+                return None;
             }
             live.tree_size()
         };
         let room = SnapshotRoom::new(size);
-        let snapshot = {
+        let (snapshot, copied) = {
             let mut live = self.write();
             if !live.is_worn() {
-                return false;
+                return None;
             }
-            live.start_rebuild(room)
-        };
-        let Some(snapshot) = snapshot else {
-            return false;
+            let locked = Instant::now();
+            (live.start_rebuild(room)?, locked.elapsed())
         };
         let rebuilt = snapshot.build();
-        let worn = self.write().finish_rebuild(rebuilt);
+        let (worn, replayed) = {
+            let mut live = self.write();
+            let locked = Instant::now();
+            (live.finish_rebuild(rebuilt), locked.elapsed())
+        };
         drop(worn);
         crate::heap::give_back_free_pages();
-        true
+        Some(Rebuilt {
+            entries: size,
+            took: started.elapsed(),
+            locked: copied + replayed,
+        })
     }
 
     /// The slot ranges a sweep over the whole fleet takes in turn, [`SWEPT_AT_ONCE`] slots
@@ -608,6 +626,39 @@ mod tests {
             store::state_of(&db, "CS-1").await.unwrap().unwrap(),
             (ScooterState::Available, 2)
         );
+    }
+
+    #[tokio::test]
+    async fn a_worn_tree_is_rebuilt_and_says_what_it_took() {
+        let (fleet, db, _dir) = fleet().await;
+        let ids: Vec<String> = (0..100).map(|i| format!("CS-{i}")).collect();
+        for id in &ids {
+            fleet
+                .register(&db, id, reading(1_000))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert!(fleet.refit_tree().is_none(), "a fresh tree is not worn");
+        // Every scooter 150 m east and back, round after round: each point a move through
+        // the tree, until the tree counts as worn.
+        let mut at = 2_000;
+        for round in 0.. {
+            if fleet.read().is_worn() {
+                break;
+            }
+            for id in &ids {
+                at += 1;
+                let mut point = reading(at);
+                point.lon += if round % 2 == 0 { 0.002 } else { 0.0 };
+                fleet.apply_committed(id, &[point], at);
+            }
+        }
+        let rebuilt = fleet.refit_tree().expect("a worn tree is rebuilt");
+        assert_eq!(rebuilt.entries, ids.len(), "one entry a scooter");
+        assert!(rebuilt.locked <= rebuilt.took, "{rebuilt:?}");
+        assert!(!fleet.read().is_worn());
+        assert!(fleet.refit_tree().is_none(), "rebuilt once, not again");
     }
 
     #[tokio::test]

@@ -144,8 +144,19 @@ async fn refit_tree(state: AppState, mut shutdown: watch::Receiver<bool>) {
     while tick(period, &mut shutdown).await {
         let fleet = state.fleet.clone();
         match tokio::task::spawn_blocking(move || fleet.refit_tree()).await {
-            Ok(true) => tracing::debug!("live index tree rebuilt"),
-            Ok(false) => {}
+            Ok(Some(rebuilt)) => {
+                metrics::histogram!("scootfleet_index_rebuild_seconds")
+                    .record(rebuilt.took.as_secs_f64());
+                metrics::histogram!("scootfleet_index_rebuild_locked_seconds")
+                    .record(rebuilt.locked.as_secs_f64());
+                tracing::info!(
+                    entries = rebuilt.entries,
+                    took_ms = rebuilt.took.as_secs_f64() * 1e3,
+                    locked_ms = rebuilt.locked.as_secs_f64() * 1e3,
+                    "live index tree rebuilt"
+                );
+            }
+            Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, "could not rebuild the live index tree"),
         }
     }
