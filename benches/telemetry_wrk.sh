@@ -6,6 +6,7 @@
 #   bash benches/telemetry_wrk.sh                       # SQLite; needs wrk (apt-get install wrk)
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench bash benches/telemetry_wrk.sh
 #   SCOOTFLEET_BIN=/path/to/scootfleet bash benches/telemetry_wrk.sh   # a binary built before
+#   LOAD=lean bash benches/telemetry_wrk.sh     # the load from benches/telemetry_load.rs
 #
 # The PostgreSQL database is dropped and created again. Every 202 comes after its points
 # are committed (group commit) and shown in the live index.
@@ -16,6 +17,11 @@
 # else runs; CPU per request moves less, and tells a cheaper server from a luckier run.
 # The last column is how many points each group commit stored on average, and how many
 # each sync of SQLite's log covered (the fewer commits and syncs, the less each point costs).
+#
+# The load: `wrk` running benches/telemetry.lua (and benches/nearby.lua beside it), or with
+# LOAD=lean the generator of benches/telemetry_load.rs, which sends the same points and
+# searches for about half of wrk's CPU a request, leaving the rest of the two cores to the
+# server. The column before the last gives the load's own CPU time a request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -29,6 +35,17 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+LOAD=${LOAD:-wrk}
+case "$LOAD" in
+    wrk) ;;
+    lean)
+        cargo build --release --quiet --bench telemetry_load
+        lean=$(ls -t target/release/deps/telemetry_load-* | grep -v '\.d$' | head -n 1)
+        ;;
+    *) echo "LOAD is wrk or lean, not $LOAD" >&2; exit 1 ;;
+esac
+command -v /usr/bin/time >/dev/null || { echo "/usr/bin/time is missing: apt-get install time" >&2; exit 1; }
 
 bin=${SCOOTFLEET_BIN:-}
 if [ -z "$bin" ]; then
@@ -86,7 +103,7 @@ groups_syncs() {
 # The server's CPU time so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
-report() { # label wrk-output points-before points-after seconds cpu-ticks requests groups syncs
+report() { # label load-output points-before points-after seconds cpu-ticks requests groups syncs load-cpu-seconds
     local rps p50 p99 non points syncs="-"
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$2")
     p50=$(awk '$1=="50%" {print $2}' <<<"$2")
@@ -94,49 +111,64 @@ report() { # label wrk-output points-before points-after seconds cpu-ticks reque
     non=$(awk '/non-2xx answers/ {print $3}' <<<"$2")
     points=$(echo "$4 - $3" | bc -l)
     [ "$9" -gt 0 ] && syncs=$(printf '%.0f' "$(echo "$points / $9" | bc -l)")
-    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s | %.2f cores, %.0f µs a request | %.1f, %s |\n' \
+    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s | %.2f cores, %.0f µs a request | %.0f µs a request | %.1f, %s |\n' \
         "$backend" "$1" "$rps" "$(echo "$points / $5" | bc -l)" "$p50" "$p99" "${non:-?}" \
         "$(echo "$6 / $ticks_per_second / $5" | bc -l)" "$(echo "$6 * 1000000 / $ticks_per_second / $7" | bc -l)" \
-        "$(echo "$points / ($8 + 0.000001)" | bc -l)" "$syncs"
+        "$(echo "${10} * 1000000 / $7" | bc -l)" "$(echo "$points / ($8 + 0.000001)" | bc -l)" "$syncs"
 }
+# The user and system CPU seconds /usr/bin/time wrote to a file.
+load_cpu() { awk '{print $1 + $2}' "$1"; }
 served() { awk '/requests in/ {print $1}' <<<"$1"; }
 seconds=${DURATION%s}
-telemetry() { # label points-per-request [nearby-script]
-    local before after out nearby_out="" ticks requests counted
+telemetry() { # label points-per-request [nearby]
+    local before after out nearby_out="" ticks requests counted load_seconds
     before=$(stored)
     counted=$(groups_syncs)
     ticks=$(cpu_ticks)
-    if [ -n "${3:-}" ]; then
-        wrk -t1 -c20 -d"$DURATION" --latency -s "$3" "http://127.0.0.1:$PORT" >"$work/nearby.out" &
-        local nearby=$!
+    if [ "$LOAD" = lean ]; then
+        local all
+        all=$(TARGET=127.0.0.1:$PORT TOKENS="$work/tokens.csv" POINTS=$2 CONNECTIONS=$CONNECTIONS \
+            DURATION=$seconds NEARBY_RATE=$([ -n "${3:-}" ] && echo 5000 || echo 0) \
+            /usr/bin/time -f '%U %S' -o "$work/load.time" "$lean")
+        out=$(awk '/^== /{part=$2; next} part=="telemetry"' <<<"$all")
+        nearby_out=$(awk '/^== /{part=$2; next} part=="nearby"' <<<"$all")
+        load_seconds=$(load_cpu "$work/load.time")
+    else
+        if [ -n "${3:-}" ]; then
+            /usr/bin/time -f '%U %S' -o "$work/nearby.time" \
+                wrk -t1 -c20 -d"$DURATION" --latency -s "$work/nearby_5k.lua" "http://127.0.0.1:$PORT" >"$work/nearby.out" &
+            local nearby=$!
+        fi
+        out=$(POINTS=$2 TOKENS="$work/tokens.csv" /usr/bin/time -f '%U %S' -o "$work/load.time" \
+            wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/telemetry.lua "http://127.0.0.1:$PORT")
+        load_seconds=$(load_cpu "$work/load.time")
+        if [ -n "${3:-}" ]; then
+            wait "$nearby"
+            nearby_out=$(cat "$work/nearby.out")
+            load_seconds=$(echo "$load_seconds + $(load_cpu "$work/nearby.time")" | bc -l)
+        fi
     fi
-    out=$(POINTS=$2 TOKENS="$work/tokens.csv" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency \
-        -s benches/telemetry.lua "http://127.0.0.1:$PORT")
     requests=$(served "$out")
-    if [ -n "${3:-}" ]; then
-        wait "$nearby"
-        nearby_out=$(cat "$work/nearby.out")
-        requests=$((requests + $(served "$nearby_out")))
-    fi
+    [ -n "$nearby_out" ] && requests=$((requests + $(served "$nearby_out")))
     ticks=$(($(cpu_ticks) - ticks))
     after=$(stored)
     read -r groups syncs <<<"$(groups_syncs)"
     read -r groups_before syncs_before <<<"$counted"
     report "$1" "$out" "$before" "$after" "$seconds" "$ticks" "$requests" \
-        "$((groups - groups_before))" "$((syncs - syncs_before))"
+        "$((groups - groups_before))" "$((syncs - syncs_before))" "$load_seconds"
     if [ -n "${3:-}" ]; then
-        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | | | |\n' "$backend" \
+        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | | | | |\n' "$backend" \
             "$(awk '/Requests\/sec/ {print $2}' <<<"$nearby_out")" \
             "$(awk '$1=="50%" {print $2}' <<<"$nearby_out")" "$(awk '$1=="99%" {print $2}' <<<"$nearby_out")"
     fi
 }
 
-echo "| backend | what | requests | telemetry | latency | | | server CPU (all requests of the line) | points a commit, a log sync |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| backend | what | requests | telemetry | latency | | | server CPU (all requests of the line) | load's CPU ($LOAD) | points a commit, a log sync |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 # A first pass over every scooter: dispatch learns each one, which costs one database write
 # per scooter on its first point after a start (measured apart, as the warm-up).
 telemetry "warm-up: each scooter's first points after the start" 1
 telemetry "1 point per request" 1
-telemetry "1 point per request, with ~5k nearby/s" 1 "$work/nearby_5k.lua"
+telemetry "1 point per request, with ~5k nearby/s" 1 nearby
 telemetry "100 points per request" 100
-telemetry "100 points per request, with ~5k nearby/s" 100 "$work/nearby_5k.lua"
+telemetry "100 points per request, with ~5k nearby/s" 100 nearby
