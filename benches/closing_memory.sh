@@ -80,7 +80,7 @@ PY
 DATABASE_URL="sqlite://$work/scootfleet.db" SCOOTFLEET_BIND=127.0.0.1:$PORT \
     SCOOTFLEET_SILENCE_TIMEOUT_SECS=$([ "$SWEEPS" = silence ] && echo 60 || echo 86400) \
     SCOOTFLEET_OPERATOR_EMAIL=bench@example.com \
-    SCOOTFLEET_OPERATOR_PASSWORD=bench-password-1 RUST_LOG=warn \
+    SCOOTFLEET_OPERATOR_PASSWORD=bench-password-1 RUST_LOG=warn,scootfleet::fleet::workers=info \
     "$bin" >"$work/server.log" 2>&1 &
 server=$!
 until curl -sf "$url/healthz" >/dev/null; do sleep 0.05; done
@@ -98,6 +98,19 @@ if [ "${NEARBY:-0}" != 0 ]; then
 fi
 if [ "$TELEMETRY" != 0 ]; then
 points() { curl -sf "$url/metrics" | awk '/^scootfleet_telemetry_points_total/ {print $2}'; }
+# The server's rebuilds of its worn tree, from its log: each one's time, whole and under
+# the lock (builds that log none: "none logged").
+rebuilds() {
+    sed 's/\x1b\[[0-9;]*m//g' "$work/server.log" | awk '
+        /live index tree rebuilt/ {
+            for (i = 1; i <= NF; i++) {
+                if ($i ~ /^took_ms=/) { sub(/^took_ms=/, "", $i); took = $i }
+                if ($i ~ /^locked_ms=/) { sub(/^locked_ms=/, "", $i); locked = $i }
+            }
+            list = list sprintf("%s%.0f ms (%.1f under the lock)", n++ ? ", " : "", took, locked)
+        }
+        END { print n ? n ": " list : "none logged" }'
+}
 before=$(rss)
 ( while sleep 1; do rss; done ) > "$work/rss-telemetry" 2>/dev/null &
 sampler=$!
@@ -109,6 +122,7 @@ sleep 1
 echo "telemetry for $TELEMETRY s: $(points) points stored (of $N scooters); VmRSS $before MiB before, $during MiB during (each second), $(rss) MiB 1 s after ($(( $(rss) * 1048576 / N )) B a scooter): $(rss_parts)"
 sleep "${SETTLE:-14}"
 echo "VmRSS $(rss) MiB ($(( $(rss) * 1048576 / N )) B a scooter) $((${SETTLE:-14} + 1)) s after: $(rss_parts)"
+echo "live index rebuilds so far: $(rebuilds)"
 fi
 if [ "$SWEEPS" = silence ]; then
 echo "| sweep | since healthy | VmRSS | events stored | log file |"

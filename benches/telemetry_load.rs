@@ -88,6 +88,16 @@ impl Connection {
         }
     }
 
+    /// Sends `request` and reads its answer, noting both in `tally`.
+    async fn timed(&mut self, request: &[u8], tally: &RefCell<Tally>) -> Result<(), Failure> {
+        let sent = Instant::now();
+        let status = self.exchange(request).await?;
+        let mut tally = tally.borrow_mut();
+        tally.latencies_us.push(sent.elapsed().as_micros() as u32);
+        tally.failed += u64::from(!(200..300).contains(&status));
+        Ok(())
+    }
+
     async fn exchange(&mut self, request: &[u8]) -> Result<u16, Failure> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
@@ -310,11 +320,7 @@ fn main() -> Result<(), Failure> {
             let mut request = Vec::with_capacity(512);
             while Instant::now() < deadline {
                 sending.next_request(&target, &mut rng, &mut request);
-                let sent = Instant::now();
-                let status = connection.exchange(&request).await?;
-                let mut tally = tally.borrow_mut();
-                tally.latencies_us.push(sent.elapsed().as_micros() as u32);
-                tally.failed += u64::from(!(200..300).contains(&status));
+                connection.timed(&request, &tally).await?;
             }
             Ok::<(), Failure>(())
         }));
@@ -340,11 +346,7 @@ fn main() -> Result<(), Failure> {
                         "GET /v1/scooters/nearby?lat={lat:.5}&lon={lon:.5}&radius_m=500&limit=10 \
                          HTTP/1.1\r\nHost: {target}\r\n\r\n"
                     );
-                    let sent = Instant::now();
-                    let status = connection.exchange(&request).await?;
-                    let mut tally = tally.borrow_mut();
-                    tally.latencies_us.push(sent.elapsed().as_micros() as u32);
-                    tally.failed += u64::from(!(200..300).contains(&status));
+                    connection.timed(&request, &tally).await?;
                 }
                 Ok::<(), Failure>(())
             }));
