@@ -17,11 +17,7 @@ const LAT: (f64, f64) = (48.815, 48.902);
 const LON: (f64, f64) = (2.255, 2.415);
 
 fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4)
-        .unwrap_or(0)
+    scootfleet::heap::resident_bytes().unwrap_or(0) / 1024
 }
 
 fn ms(started: Instant) -> f64 {

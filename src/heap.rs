@@ -32,6 +32,15 @@ pub fn give_back_free_pages() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn give_back_free_pages() {}
 
+/// The memory this process holds resident (`VmRSS`), in bytes; `None` where the system
+/// does not say (no `/proc`).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// How often the heaps' free pages are given back while the server runs.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -8,13 +8,7 @@
 use std::time::Duration;
 
 fn resident_mib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("resident pages");
-    pages * 4096 / (1024 * 1024)
+    scootfleet::heap::resident_bytes().expect("VmRSS in /proc/self/status") / (1024 * 1024)
 }
 
 /// Fills about 200 MiB of heap with small blocks and frees all but one block in 64, so the

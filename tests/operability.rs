@@ -76,6 +76,15 @@ mod scenarios {
             !text.contains("/v1/no/such/path/42"),
             "raw paths must not become labels"
         );
+        let resident: f64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("scootfleet_resident_bytes "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the resident memory as a gauge: {text}"));
+        assert!(
+            (1e6..1e11).contains(&resident),
+            "a server's resident memory, in bytes: {resident}"
+        );
     }
 
     pub async fn openapi_describes_every_route(s: &TestServer) {

@@ -49,12 +49,16 @@ pub async fn healthz(State(state): State<AppState>) -> Result<ApiJson<Health>, E
     }
 }
 
-/// Prometheus text exposition of the process's metrics.
+/// Prometheus text exposition of the process's metrics, with its resident memory as it is
+/// at the scrape (`scootfleet_resident_bytes`).
 #[utoipa::path(get, path = "/metrics", tag = "operability", responses(
     (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4"),
 ))]
 pub async fn metrics() -> impl IntoResponse {
     let handle = crate::telemetry::prometheus();
+    if let Some(bytes) = crate::heap::resident_bytes() {
+        metrics::gauge!("scootfleet_resident_bytes").set(bytes as f64);
+    }
     handle.run_upkeep();
     (
         [(
