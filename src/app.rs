@@ -196,11 +196,7 @@ pub fn router(state: AppState) -> Router {
     let api = serde_json::to_string(&api).unwrap_or_else(|_| "{}".to_owned());
     router
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            durable_answers,
-        ))
-        .layer(middleware::from_fn(telemetry::track_http))
+        .layer(middleware::from_fn_with_state(state.clone(), answer))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;
@@ -210,30 +206,36 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Answers a request that may have written only once what it wrote is on disk (see
-/// [`Db::durable`]); reads are answered at once.
-async fn durable_answers(
+/// Marks an answer whose request's writes are all on disk already (see [`Db::durable`]): it
+/// goes out without waiting for the sync of commits made since, by other requests.
+#[derive(Clone, Copy, Debug)]
+pub struct OnDisk;
+
+/// Every request's own way through: counted and timed (see [`telemetry::HttpTiming`]), and,
+/// one that may have written, answered only once what it wrote is on disk (see
+/// [`Db::durable`]). Reads, and answers marked [`OnDisk`], go out at once.
+async fn answer(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
     use axum::http::Method;
     use axum::response::IntoResponse;
+    let timing = telemetry::HttpTiming::start(&request);
     let reads = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    let response = next.run(request).await;
-    if reads {
-        return response;
-    }
-    match state.db.durable().await {
-        Ok(()) => response,
-        Err(err) => {
-            error::Error::Internal(anyhow::Error::new(err).context("making writes durable"))
-                .into_response()
+    let mut response = next.run(request).await;
+    if !reads && response.extensions().get::<OnDisk>().is_none() {
+        if let Err(err) = state.db.durable().await {
+            response =
+                error::Error::Internal(anyhow::Error::new(err).context("making writes durable"))
+                    .into_response();
         }
     }
+    timing.finish(&response);
+    response
 }
 
 /// Background work that runs beside the HTTP server until shutdown.

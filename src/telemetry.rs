@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -98,34 +97,54 @@ fn label(value: &str) -> &'static str {
     leaked
 }
 
-/// Counts requests and times them, labelled by route template (never the raw path).
-pub async fn track_http(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = label(
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", MatchedPath::as_str),
-    );
-    let method = match *request.method() {
-        // Any client may invent a method: those are not worth a label each.
-        Method::GET
-        | Method::POST
-        | Method::PUT
-        | Method::PATCH
-        | Method::DELETE
-        | Method::HEAD
-        | Method::OPTIONS => label(request.method().as_str()),
-        _ => "other",
-    };
-    let response = next.run(request).await;
-    let status = label(response.status().as_str());
-    let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(elapsed);
-    response
+/// A request being counted and timed, labelled by route template (never the raw path).
+pub struct HttpTiming {
+    started: Instant,
+    method: &'static str,
+    route: &'static str,
+}
+
+impl HttpTiming {
+    /// Starts timing `request` (its route already matched).
+    pub fn start(request: &Request) -> Self {
+        let route = label(
+            request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str),
+        );
+        let method = match *request.method() {
+            // Any client may invent a method: those are not worth a label each.
+            Method::GET
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::HEAD
+            | Method::OPTIONS => label(request.method().as_str()),
+            _ => "other",
+        };
+        HttpTiming {
+            started: Instant::now(),
+            method,
+            route,
+        }
+    }
+
+    /// Counts the request with its answer's status and records how long it took.
+    pub fn finish(self, response: &Response) {
+        let HttpTiming {
+            started,
+            method,
+            route,
+        } = self;
+        let status = label(response.status().as_str());
+        let elapsed = started.elapsed().as_secs_f64();
+        metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
+            .increment(1);
+        metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+            .record(elapsed);
+    }
 }
 
 /// The span each request runs in: method and route template, no query string or ids.

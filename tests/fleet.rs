@@ -752,6 +752,7 @@ async fn a_silent_scooter_becomes_non_contactable_and_comes_back() {
         );
         assert_eq!(nearby_ids(&s, "lat=48.8566&lon=2.3522").await, ["CHATTY"]);
 
+        let commits = sqlite_log(&s).map(|log| log.commits());
         send(
             &s,
             &quiet,
@@ -759,6 +760,16 @@ async fn a_silent_scooter_becomes_non_contactable_and_comes_back() {
         )
         .await
         .expect(202);
+        if let (Some(log), Some(commits)) = (sqlite_log(&s), commits) {
+            // The point's commit and the state change's after it: the 202 waited for a sync
+            // covering both, not only the point's.
+            assert!(
+                log.synced() >= commits + 2,
+                "synced {} of {} commits",
+                log.synced(),
+                commits + 2
+            );
+        }
         assert_eq!(
             fleet_entry(&s, &operator, "QUIET").await["state"],
             "available"
@@ -1086,6 +1097,14 @@ async fn several_telemetry_writers_store_every_point_once() {
         scenarios::concurrent_requests_are_all_committed(&s).await;
         scenarios::late_and_repeated_points_are_stored_once_and_never_move_back(&s).await;
         s.stop().await;
+    }
+}
+
+/// The log sync of a SQLite file database; `None` on PostgreSQL.
+fn sqlite_log(s: &TestServer) -> Option<&scootfleet::db::LogSync> {
+    match &s.state.db {
+        scootfleet::db::Db::Sqlite { log, .. } => log.as_deref(),
+        _ => None,
     }
 }
 

@@ -134,6 +134,11 @@ impl LogSync {
         self.syncs.load(Ordering::Relaxed)
     }
 
+    /// How many commits the last finished sync covered (each one counted before it began).
+    pub fn synced(&self) -> u64 {
+        self.synced.borrow().0
+    }
+
     /// How many commits the write connection has made.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)

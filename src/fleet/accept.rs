@@ -10,19 +10,32 @@ use crate::app::AppState;
 use crate::dispatch::{self, ScooterReport};
 use crate::error::Error;
 
+/// Whether every write that accepting points made is on disk when [`accept_points`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// The points alone were written, and they are on disk.
+    Nothing,
+    /// The points are on disk, but a state change or dispatch wrote after them: an answer
+    /// waits for [`crate::db::Db::durable`] first.
+    Writes,
+}
+
 /// Stores `points` durably, then brings a silent scooter back and reports its range to
-/// dispatch. Once this returns `Ok`, the points are committed.
+/// dispatch. Once this returns `Ok`, the points are committed and on disk; whatever else
+/// was written is on disk too when it says [`Followed::Nothing`].
 pub async fn accept_points(
     state: &AppState,
     scooter_id: Arc<str>,
     points: Vec<Reading>,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
+) -> Result<Followed, Error> {
     state.fleet.ingest(scooter_id.clone(), points, now).await?;
     let Some(scooter) = state.fleet.get(&scooter_id) else {
-        return Ok(());
+        return Ok(Followed::Nothing);
     };
+    let mut followed = Followed::Nothing;
     if scooter.state == ScooterState::NonContactable {
+        followed = Followed::Writes;
         match state
             .fleet
             .change_state(&state.db, &scooter_id, Event::CommsRestored, now)
@@ -33,16 +46,18 @@ pub async fn accept_points(
             Err(ChangeError::Internal(err)) => return Err(err),
         }
     }
-    report_range(state, &scooter_id, now).await;
-    Ok(())
+    if report_range(state, &scooter_id, now).await == Followed::Writes {
+        followed = Followed::Writes;
+    }
+    Ok(followed)
 }
 
 /// Tells dispatch where a scooter is and how much range it has (after a point, or when a
-/// ride ends). A failure is logged, not returned: the points are already safe, and the
-/// next report tries again.
-pub async fn report_range(state: &AppState, scooter_id: &str, now: DateTime<Utc>) {
+/// ride ends), and whether dispatch wrote anything. A failure is logged, not returned: the
+/// points are already safe, and the next report tries again.
+pub async fn report_range(state: &AppState, scooter_id: &str, now: DateTime<Utc>) -> Followed {
     let Some(scooter) = state.fleet.get(scooter_id) else {
-        return;
+        return Followed::Nothing;
     };
     let report = ScooterReport {
         scooter_id: scooter_id.to_owned(),
@@ -52,8 +67,14 @@ pub async fn report_range(state: &AppState, scooter_id: &str, now: DateTime<Utc>
         on_trip: matches!(scooter.state, ScooterState::OnTrip | ScooterState::Reserved),
         at: DateTime::from_timestamp_millis(scooter.last_seen_ms).unwrap_or(now),
     };
-    if let Err(err) = dispatch::on_scooter_report(state, report).await {
-        tracing::error!(error = ?err, %scooter_id, "dispatch could not take a range report");
+    match dispatch::on_scooter_report(state, report).await {
+        Ok(dispatch::ReportOutcome::Nothing) => Followed::Nothing,
+        Ok(_) => Followed::Writes,
+        Err(err) => {
+            tracing::error!(error = ?err, %scooter_id, "dispatch could not take a range report");
+            // It may have written before it failed.
+            Followed::Writes
+        }
     }
 }
 

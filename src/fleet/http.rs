@@ -4,18 +4,20 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::accept::Followed;
 use super::live::NearbyQuery;
 use super::{
     position_problem, reading_problem, Device, Reading, MAX_NEARBY_LIMIT, MAX_NEARBY_RADIUS_M,
     MAX_POINTS_PER_BATCH,
 };
-use crate::app::AppState;
+use crate::app::{AppState, OnDisk};
 use crate::error::{ApiJson, ApiQuery, Error, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -66,13 +68,16 @@ pub async fn telemetry(
     State(state): State<AppState>,
     device: Device,
     ApiJson(body): ApiJson<TelemetryRequest>,
-) -> Result<(StatusCode, ApiJson<TelemetryAccepted>), Error> {
+) -> Result<impl IntoResponse, Error> {
     let now = state.clock.now();
     let points = readings(body, now)?;
     let accepted = points.len();
-    super::accept::accept_points(&state, device.scooter_id.clone(), points, now).await?;
+    let followed =
+        super::accept::accept_points(&state, device.scooter_id.clone(), points, now).await?;
+    // Only the points were written, and they are on disk: no second wait for the log.
     Ok((
         StatusCode::ACCEPTED,
+        (followed == Followed::Nothing).then_some(Extension(OnDisk)),
         ApiJson(TelemetryAccepted { accepted }),
     ))
 }

@@ -1,7 +1,7 @@
 //! Group commit of telemetry: requests hand their points to a writer task, which stores
 //! everything that queued up meanwhile in a single transaction and then answers each one.
-//! A request's 202 therefore comes after its points are committed, at the cost of one
-//! transaction per group rather than per request. SQLite has one writer; PostgreSQL may
+//! A request's 202 therefore comes after its points are committed and on disk, at the cost
+//! of one transaction (and one share of a log sync) per group rather than per request. SQLite has one writer; PostgreSQL may
 //! have several side by side (`SCOOTFLEET_TELEMETRY_WRITERS`), each for its own share of
 //! the scooters (see `Fleet::ingest`), so one group's commit does not wait for another's. A point that takes a scooter below the
 //! dispatch threshold has its battery-swap task created and assigned in that same
@@ -27,7 +27,7 @@ pub struct Job {
     pub scooter_id: Arc<str>,
     pub points: Vec<Reading>,
     pub received_at_ms: i64,
-    /// Told once the points are committed, or why they are not.
+    /// Told once the points are committed and on disk, or why they are not.
     pub ack: oneshot::Sender<Result<(), String>>,
 }
 
@@ -103,30 +103,41 @@ async fn commit(state: &AppState, group: Vec<Job>) {
                 Some((scooters, work)) => (scooters, Some(work)),
                 None => (HashSet::new(), None),
             };
-            let mut held = Vec::new();
-            for job in group {
-                if waiting.contains(&*job.scooter_id) {
-                    held.push(job.ack);
-                } else {
-                    let _ = job.ack.send(Ok(()));
-                }
-            }
-            if let Some(work) = work {
-                tokio::spawn(async move {
+            let (held, ready): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .partition(|job| waiting.contains(&*job.scooter_id));
+            // Answered once the commit is on disk, by a task of the group's own: the writer
+            // goes on to the next group meanwhile, and each request is woken once, its
+            // points durable, rather than once for the commit and again for the sync.
+            let state = state.clone();
+            tokio::spawn(async move {
+                answer(ready, durable(&state).await);
+                if let Some(work) = work {
                     work.await;
-                    for ack in held {
-                        let _ = ack.send(Ok(()));
-                    }
-                });
-            }
+                    answer(held, durable(&state).await);
+                }
+            });
         }
         Err(err) => {
             tracing::error!(error = %err, requests = group.len(), "telemetry commit failed");
-            let cause = err.to_string();
-            for job in group {
-                let _ = job.ack.send(Err(cause.clone()));
-            }
+            answer(group, Err(err.to_string()));
         }
+    }
+}
+
+/// Whether what was committed so far is on disk (see [`crate::db::Db::durable`]).
+async fn durable(state: &AppState) -> Result<(), String> {
+    state
+        .db
+        .durable()
+        .await
+        .map_err(|err| format!("making the points durable: {err}"))
+}
+
+/// Tells each request of `jobs` how its points fared.
+fn answer(jobs: Vec<Job>, result: Result<(), String>) {
+    for job in jobs {
+        let _ = job.ack.send(result.clone());
     }
 }
 

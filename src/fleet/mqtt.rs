@@ -13,6 +13,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::accept::Followed;
 use super::http::{readings, TelemetryRequest};
 use crate::app::AppState;
 
@@ -123,26 +124,32 @@ async fn drain(events: &mut EventLoop) {
     .await;
 }
 
-/// Stores one message's points, then acknowledges it.
+/// Stores one message's points, then acknowledges it once all it wrote is on disk.
 async fn take(state: AppState, client: AsyncClient, publish: Publish) {
-    match store(&state, &publish).await {
-        Ok(()) => {
-            metrics::counter!("scootfleet_mqtt_messages_total", "result" => "stored").increment(1)
+    let followed = match store(&state, &publish).await {
+        Ok(followed) => {
+            metrics::counter!("scootfleet_mqtt_messages_total", "result" => "stored").increment(1);
+            followed
         }
         Err(Refused(why)) => {
             metrics::counter!("scootfleet_mqtt_messages_total", "result" => "refused").increment(1);
             tracing::warn!(topic = %publish.topic, %why, "telemetry message refused");
+            // Nothing was written.
+            Followed::Nothing
         }
         Err(Failed(why)) => {
             // Not acknowledged: the broker will deliver it again.
             tracing::error!(topic = %publish.topic, %why, "telemetry message not stored");
             return;
         }
-    }
-    if let Err(err) = state.db.durable().await {
-        // Not acknowledged: the broker will deliver it again, and a repeat is stored once.
-        tracing::error!(error = %err, "telemetry message not made durable");
-        return;
+    };
+    // The points are on disk already; what followed them may not be.
+    if followed == Followed::Writes {
+        if let Err(err) = state.db.durable().await {
+            // Not acknowledged: the broker will deliver it again, and a repeat is stored once.
+            tracing::error!(error = %err, "telemetry message not made durable");
+            return;
+        }
     }
     if let Err(err) = client.ack(&publish).await {
         tracing::warn!(error = %err, "cannot acknowledge a telemetry message");
@@ -155,7 +162,7 @@ enum Outcome {
 }
 use Outcome::{Failed, Refused};
 
-async fn store(state: &AppState, publish: &Publish) -> Result<(), Outcome> {
+async fn store(state: &AppState, publish: &Publish) -> Result<Followed, Outcome> {
     let id =
         scooter_of_topic(&publish.topic).ok_or_else(|| Refused("not a telemetry topic".into()))?;
     let scooter_id = state
