@@ -1,11 +1,13 @@
 //! Group commit of telemetry: requests hand their points to a writer task, which stores
 //! everything that queued up meanwhile in a single transaction and then answers each one.
 //! A request's 202 therefore comes after its points are committed and on disk, at the cost
-//! of one transaction (and one share of a log sync) per group rather than per request. SQLite has one writer; PostgreSQL may
-//! have several side by side (`SCOOTFLEET_TELEMETRY_WRITERS`), each for its own share of
-//! the scooters (see `Fleet::ingest`), so one group's commit does not wait for another's. A point that takes a scooter below the
-//! dispatch threshold has its battery-swap task created and assigned in that same
-//! transaction, and one back above threshold + margin is re-armed there (see
+//! of one transaction (and one share of a log sync) per group rather than per request.
+//!
+//! SQLite has one writer; PostgreSQL may have several side by side
+//! (`SCOOTFLEET_TELEMETRY_WRITERS`), each for its own share of the scooters (see
+//! `Fleet::ingest`), so one group's commit does not wait for another's. A point that takes
+//! a scooter below the dispatch threshold has its battery-swap task created and assigned in
+//! that same transaction, and one back above threshold + margin is re-armed there (see
 //! [`crate::dispatch::joined::join`]).
 
 use std::collections::HashSet;

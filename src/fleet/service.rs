@@ -375,7 +375,7 @@ impl Fleet {
     }
 
     /// Stores a device's valid points durably (group commit) and then shows them in the
-    /// live view. Returns once they are committed.
+    /// live view. Returns once they are committed and on disk (see [`Db::durable`]).
     pub async fn ingest(
         &self,
         scooter_id: Arc<str>,
