@@ -109,6 +109,36 @@ fn move_all(index: &mut LiveIndex, n: usize, rng: &mut StdRng, clock: &mut i64) 
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// As the telemetry benchmarks move them (`benches/telemetry_load.rs` without a `FLEET`):
+/// `count` scooters, each to one of the 1,500 places of a 3 × 3.5 km grid in the city's
+/// south-west, far from where it was.
+fn relocate(index: &mut LiveIndex, count: usize, clock: &mut i64) {
+    for i in 0..count {
+        *clock += 1;
+        let reading = Reading {
+            lat: 48.84 + (i % 300) as f64 * 0.0001,
+            lon: 2.30 + (i % 500) as f64 * 0.0001,
+            range_km: 30.0,
+            battery_pct: 60.0,
+            speed_kmh: None,
+            recorded_at_ms: *clock,
+        };
+        index.apply_reading(&format!("CS-{i:07}"), &reading, *clock);
+    }
+}
+
+/// `index` told which of its scooters are inside `area`, as the server does at start-up.
+fn place_in(index: &mut LiveIndex, area: &Arc<dyn ServiceArea>) {
+    let count = index.start_placing();
+    let mut positions = Vec::with_capacity(65_536);
+    let mut inside = Vec::with_capacity(count);
+    while inside.len() < count {
+        index.positions_from(inside.len(), &mut positions);
+        inside.extend(positions.iter().map(|&(lat, lon)| area.contains(lat, lon)));
+    }
+    index.adopt_area(area.clone(), inside);
+}
+
 fn main() {
     // As the server: large blocks mapped apart, so that freeing them gives them back.
     scootfleet::heap::keep_large_blocks_mapped();
@@ -139,14 +169,7 @@ fn main() {
             queries(&index, &*area, &mut rng, 50_000),
         );
         let started = Instant::now();
-        let count = index.start_placing();
-        let mut positions = Vec::with_capacity(65_536);
-        let mut inside = Vec::with_capacity(count);
-        while inside.len() < count {
-            index.positions_from(inside.len(), &mut positions);
-            inside.extend(positions.iter().map(|&(lat, lon)| area.contains(lat, lon)));
-        }
-        index.adopt_area(area.clone(), inside);
+        place_in(&mut index, &area);
         println!("n={n}: placed in the service area in {:.0} ms", ms(started));
         report(
             n,
@@ -192,4 +215,21 @@ fn main() {
             queries(&index, &*area, &mut rng, 100_000),
         );
     }
+    // The telemetry benchmarks' fleet: 10,000 scooters, every one moved far before the
+    // tree is worn enough to be rebuilt (10,000 insertions), so that the loaded part's
+    // buckets are all empty and the searches outside the grid find nothing near.
+    let n = 10_000;
+    let mut index = LiveIndex::build(fleet(n, &mut rng));
+    place_in(&mut index, &area);
+    report(n, "as loaded", queries(&index, &*area, &mut rng, 100_000));
+    relocate(&mut index, n, &mut clock);
+    println!(
+        "n={n}: every scooter moved into a 3 × 3.5 km grid, worn: {}",
+        index.is_worn()
+    );
+    report(
+        n,
+        "every scooter moved far since the bulk load",
+        queries(&index, &*area, &mut rng, 100_000),
+    );
 }

@@ -415,7 +415,7 @@ impl LiveIndex {
             return Vec::new();
         }
         let centre = tree_point(query.lat, query.lon);
-        for (entry, distance_2) in self.tree.nearest(&centre) {
+        for (entry, distance_2) in self.tree.nearest(&centre, stop_2) {
             if f64::from(distance_2) > stop_2 {
                 break;
             }

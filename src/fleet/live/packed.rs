@@ -160,14 +160,21 @@ impl Packed {
         true
     }
 
-    /// Every entry, nearest to `centre` first, with its squared chord: the buckets by the
-    /// distance to their boxes, and the scooters of those opened so far by theirs, each
-    /// given once no unopened box is nearer.
-    pub(super) fn nearest(&self, centre: &[f32; 3]) -> impl Iterator<Item = (&Entry, f32)> {
+    /// Every entry within `within_2` (a squared chord) of `centre`, nearest first, with its
+    /// squared chord: the buckets by the distance to their boxes, and the scooters of those
+    /// opened so far by theirs, each given once no unopened box is nearer. No box farther
+    /// than `within_2` is opened: buckets emptied by moves keep their boxes, and a walk that
+    /// had no bound would go through every one of them once no scooter is left near.
+    pub(super) fn nearest(
+        &self,
+        centre: &[f32; 3],
+        within_2: f64,
+    ) -> impl Iterator<Item = (&Entry, f32)> {
         let centre = *centre;
         let mut boxes = self
             .buckets
             .nearest_neighbor_iter_with_distance_2(&centre)
+            .take_while(move |&(_, distance_2)| f64::from(distance_2) <= within_2)
             .peekable();
         let mut opened: BinaryHeap<Near> = BinaryHeap::new();
         std::iter::from_fn(move || loop {
@@ -181,10 +188,13 @@ impl Packed {
             let (bucket, _) = boxes.next()?;
             let start = bucket.index as usize * BUCKET;
             for (i, entry) in self.bucket(bucket.index as usize).iter().enumerate() {
-                opened.push(Near {
-                    distance_2: entry.distance_2(&centre),
-                    at: (start + i) as u32,
-                });
+                let distance_2 = entry.distance_2(&centre);
+                if f64::from(distance_2) <= within_2 {
+                    opened.push(Near {
+                        distance_2,
+                        at: (start + i) as u32,
+                    });
+                }
             }
         })
     }
@@ -294,7 +304,7 @@ mod tests {
         }
         let centre = tree_point(48.853, 2.3561);
         let walked: Vec<(u32, f32)> = packed
-            .nearest(&centre)
+            .nearest(&centre, f64::INFINITY)
             .map(|(entry, distance_2)| (entry.data, distance_2))
             .collect();
         let mut scanned: Vec<(u32, f32)> = packed
@@ -310,7 +320,16 @@ mod tests {
         slots.dedup();
         assert_eq!(slots.len(), walked.len());
         // An empty part walks to nothing.
-        assert_eq!(Packed::default().nearest(&centre).count(), 0);
+        assert_eq!(Packed::default().nearest(&centre, f64::INFINITY).count(), 0);
+        // Within a bound: exactly the scan's scooters up to it, in the same order.
+        let bound = f64::from(scanned[100].1);
+        let near: Vec<f32> = packed.nearest(&centre, bound).map(|(_, d)| d).collect();
+        let scanned_near: Vec<f32> = distances(&scanned)
+            .into_iter()
+            .filter(|&d| f64::from(d) <= bound)
+            .collect();
+        assert!(near.len() > 100, "{}", near.len());
+        assert_eq!(near, scanned_near);
     }
 
     #[test]

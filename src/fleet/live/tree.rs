@@ -200,12 +200,18 @@ impl FleetTree {
         self.arrivals.insert(entry);
     }
 
-    /// Every entry, nearest to `centre` first, with its squared chord.
-    pub(super) fn nearest(&self, centre: &[f32; 3]) -> impl Iterator<Item = (&Entry, f32)> {
-        let mut loaded = self.loaded.nearest(centre).peekable();
+    /// Every entry within `within_2` (a squared chord) of `centre`, nearest first, with its
+    /// squared chord.
+    pub(super) fn nearest(
+        &self,
+        centre: &[f32; 3],
+        within_2: f64,
+    ) -> impl Iterator<Item = (&Entry, f32)> {
+        let mut loaded = self.loaded.nearest(centre, within_2).peekable();
         let mut arrivals = self
             .arrivals
             .nearest_neighbor_iter_with_distance_2(centre)
+            .take_while(move |&(_, distance_2)| f64::from(distance_2) <= within_2)
             .peekable();
         std::iter::from_fn(move || match (loaded.peek(), arrivals.peek()) {
             (Some((_, a)), Some((_, b))) if b < a => arrivals.next(),
@@ -244,7 +250,7 @@ mod tests {
 
         // Halfway between the two columns, both parts come in turn.
         let walked: Vec<(u32, f32)> = tree
-            .nearest(&tree_point(48.8525, 2.42))
+            .nearest(&tree_point(48.8525, 2.42), f64::INFINITY)
             .map(|(entry, distance_2)| (entry.data, distance_2))
             .collect();
         assert_eq!(walked.len(), 100);
@@ -258,5 +264,37 @@ mod tests {
             .filter(|(slot, _)| slot % 2 == 0)
             .count();
         assert!((1..10).contains(&first_ten_moved), "{walked:?}");
+    }
+
+    #[test]
+    fn a_bounded_walk_gives_the_scooters_within_the_bound_and_no_farther() {
+        let entry = |slot, (lat, lon)| Entry::new(tree_point(lat, lon), slot);
+        let mut tree =
+            FleetTree::bulk_load((0..100).map(|slot| entry(slot, at(slot, 2.35))).collect());
+        // Every scooter moves 10 km east: the loaded part keeps only empty buckets.
+        for slot in 0..100 {
+            let (lat, lon) = at(slot, 2.35);
+            assert!(tree.remove(Holding::new(slot, lat, lon)).is_some());
+            tree.insert(entry(slot, at(slot, 2.49)));
+        }
+        assert_eq!((tree.loaded.size(), tree.arrivals.size()), (0, 100));
+        let old_place = tree_point(48.85, 2.35);
+        // 506 m: scooters lie 11.1 m apart, none within a metre of the bound.
+        let bound = chord(506.0).powi(2);
+        assert_eq!(tree.nearest(&old_place, bound).count(), 0);
+        assert_eq!(tree.nearest(&old_place, f64::INFINITY).count(), 100);
+        // Near the new places, exactly those within the bound, nearest first.
+        let (lat, lon) = at(50, 2.49);
+        let centre = tree_point(lat, lon);
+        let near: Vec<f32> = tree.nearest(&centre, bound).map(|(_, d)| d).collect();
+        let expected = (0..100)
+            .filter(|&slot| {
+                let (lat, lon) = at(slot, 2.49);
+                chord_2_between(&tree_point(lat, lon), &centre) <= bound
+            })
+            .count();
+        assert_eq!(near.len(), expected);
+        assert!((80..100).contains(&expected), "{expected}");
+        assert!(near.windows(2).all(|w| w[0] <= w[1]), "nearest first");
     }
 }
