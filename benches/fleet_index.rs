@@ -110,8 +110,8 @@ fn move_all(index: &mut LiveIndex, n: usize, rng: &mut StdRng, clock: &mut i64) 
 }
 
 /// As the telemetry benchmarks move them (`benches/telemetry_load.rs` without a `FLEET`):
-/// `count` scooters, each to one of the 1,500 places of a 3 × 3.5 km grid in the city's
-/// south-west, far from where it was.
+/// `count` scooters, each to one of the 1,500 places of a 3 × 3.5 km grid in the west of
+/// the city, most of them far from where they were.
 fn relocate(index: &mut LiveIndex, count: usize, clock: &mut i64) {
     for i in 0..count {
         *clock += 1;
@@ -215,9 +215,10 @@ fn main() {
             queries(&index, &*area, &mut rng, 100_000),
         );
     }
-    // The telemetry benchmarks' fleet: 10,000 scooters, every one moved far before the
-    // tree is worn enough to be rebuilt (10,000 insertions), so that the loaded part's
-    // buckets are all empty and the searches outside the grid find nothing near.
+    // The telemetry benchmarks' fleet: 10,000 scooters, every one moved into the grid
+    // before the tree is rebuilt (at 10,000 insertions; a move that stays inside its
+    // bucket's box is made in place), so that most of the loaded part's buckets are empty
+    // and the searches outside the grid find nothing near.
     let n = 10_000;
     let mut index = LiveIndex::build(fleet(n, &mut rng));
     place_in(&mut index, &area);
