@@ -5,10 +5,13 @@
 -- Where: with FLEET naming the imported CSV (scooter_id,lat,lon,…), each point lies within
 -- about 2 m of the scooter's imported place, as a parked scooter's GPS wanders; without it,
 -- in a 3 × 3.5 km square of Paris.
+-- Order: with ORDER=random, each round goes through the scooters in one fixed shuffled order
+-- instead of the CSV's, as devices report in a real fleet (a group commit's rows then lie
+-- on pages far apart rather than on neighbouring ones).
 -- When: a scooter's points in round k are recorded k * POINTS ms after the run's start, one
 -- ms apart, so no two requests carry the same scooter and time, every point is stored, and
 -- each run's points are newer than the last run's (and than the import).
-local tokens, lats, lons, threads, sent, base_ms = {}, {}, {}, {}, 0, 0
+local tokens, lats, lons, order, threads, sent, base_ms = {}, {}, {}, {}, {}, 0, 0
 local points = tonumber(os.getenv("POINTS") or "1")
 local fleet = os.getenv("FLEET")
 setup = function(thread)
@@ -28,6 +31,17 @@ init = function(args)
         table.insert(lons, tonumber(lon))
       end
     end
+  end
+  for i = 1, #tokens do order[i] = i - 1 end
+  local shuffled = os.getenv("ORDER")
+  if shuffled == "random" then
+    math.randomseed(7)
+    for i = #order, 2, -1 do
+      local j = math.random(i)
+      order[i], order[j] = order[j], order[i]
+    end
+  elseif shuffled and shuffled ~= "" and shuffled ~= "csv" then
+    error("ORDER is csv or random, not " .. shuffled)
   end
   math.randomseed(id + 1)
   base_ms = os.time() * 1000
@@ -52,7 +66,7 @@ end
 request = function()
   local n = sent * 2 + id
   sent = sent + 1
-  local slot, round = n % #tokens, math.floor(n / #tokens)
+  local slot, round = order[n % #tokens + 1], math.floor(n / #tokens)
   if round ~= stamps_round then
     for i = 1, points do stamps[i] = stamp(base_ms + round * points + i) end
     stamps_round = round

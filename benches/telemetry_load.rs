@@ -10,11 +10,14 @@
 //! The points are those of `benches/telemetry.lua`: scooter after scooter of the tokens'
 //! CSV, round after round, each scooter's points in round k recorded k * POINTS ms after
 //! the run's start (one ms apart), within about 2 m of the scooter's imported place when
-//! FLEET names the imported CSV.
+//! FLEET names the imported CSV. With ORDER=random, each round goes through the scooters in
+//! one fixed shuffled order instead of the CSV's: as devices report in a real fleet, a
+//! group commit's rows then lie on pages far apart rather than on neighbouring ones.
 //!
 //! Settings (environment): TARGET (host:port, required), TOKENS (scooter_id,device_token
-//! CSV, required), FLEET, POINTS (1), CONNECTIONS (64), DURATION (seconds, 10), NEARBY_RATE
-//! (searches a second, 0 for none), NEARBY_CONNECTIONS (20).
+//! CSV, required), FLEET, ORDER (`csv` or `random`, `csv`), POINTS (1), CONNECTIONS (64),
+//! DURATION (seconds, 10), NEARBY_RATE (searches a second, 0 for none), NEARBY_CONNECTIONS
+//! (20).
 //!
 //! `cargo build --release --bench telemetry_load`, then run the binary cargo names.
 
@@ -24,6 +27,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -171,10 +175,12 @@ fn parse_head(head: &[u8]) -> Result<(u16, usize, bool), Failure> {
     Ok((status, length, close))
 }
 
-/// The scooters to send for: each one's token and, with FLEET, its imported place.
+/// The scooters to send for: each one's token and, with FLEET, its imported place, and the
+/// order of a round (indices into both).
 struct Fleet {
     tokens: Vec<String>,
     places: Vec<(f64, f64)>,
+    order: Vec<usize>,
 }
 
 fn read_fleet() -> Result<Fleet, Failure> {
@@ -202,7 +208,17 @@ fn read_fleet() -> Result<Fleet, Failure> {
             return Err(format!("{path} and {tokens_path} list different fleets").into());
         }
     }
-    Ok(Fleet { tokens, places })
+    let mut order: Vec<usize> = (0..tokens.len()).collect();
+    match std::env::var("ORDER").as_deref() {
+        Err(_) | Ok("csv") => {}
+        Ok("random") => order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7)),
+        Ok(other) => return Err(format!("ORDER is csv or random, not {other}").into()),
+    }
+    Ok(Fleet {
+        tokens,
+        places,
+        order,
+    })
 }
 
 /// Shared by the telemetry connections (one thread): the next request's number and each
@@ -221,7 +237,7 @@ impl Sending {
         let n = self.sent.get();
         self.sent.set(n + 1);
         let count = self.fleet.tokens.len() as u64;
-        let (slot, round) = ((n % count) as usize, n / count);
+        let (slot, round) = (self.fleet.order[(n % count) as usize], n / count);
         let mut stamps = self.stamps.borrow_mut();
         if stamps.1.is_empty() || stamps.0 != round {
             let first = self.base_ms + round as i64 * self.points as i64;

@@ -7,6 +7,7 @@
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench bash benches/telemetry_wrk.sh
 #   SCOOTFLEET_BIN=/path/to/scootfleet bash benches/telemetry_wrk.sh   # a binary built before
 #   LOAD=lean bash benches/telemetry_wrk.sh     # the load from benches/telemetry_load.rs
+#   ORDER=random bash benches/telemetry_wrk.sh  # scooters in a shuffled order, not the CSV's
 #
 # The PostgreSQL database is dropped and created again. Every 202 comes after its points
 # are committed (group commit) and shown in the live index.
@@ -15,13 +16,15 @@
 # and that time per request served (telemetry and, where they run, searches). The load
 # generators share the machine's cores with the server, so requests/s move with whatever
 # else runs; CPU per request moves less, and tells a cheaper server from a luckier run.
-# The last column is how many points each group commit stored on average, and how many
-# each sync of SQLite's log covered (the fewer commits and syncs, the less each point costs).
+# The column before the last is how many points each group commit stored on average, and how
+# many each sync of SQLite's log covered (the fewer commits and syncs, the less each point
+# costs). The last is what the server wrote to its files a point stored, in KiB (the pages
+# it dirtied: the log's frames and the checkpoints' copies): the disk must sync all of it.
 #
 # The load: `wrk` running benches/telemetry.lua (and benches/nearby.lua beside it), or with
 # LOAD=lean the generator of benches/telemetry_load.rs, which sends the same points and
 # searches for about half of wrk's CPU a request, leaving the rest of the two cores to the
-# server. The column before the last gives the load's own CPU time a request.
+# server. The load's column gives its own CPU time a request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -102,29 +105,34 @@ groups_syncs() {
 }
 # The server's CPU time so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# Bytes the server has written to its files so far (counted as page-cache pages it dirtied:
+# the log's frames, the checkpoints' copies into the database file).
+disk_bytes() { awk '$1 == "write_bytes:" {print $2}' "/proc/$server/io"; }
 ticks_per_second=$(getconf CLK_TCK)
-report() { # label load-output points-before points-after seconds cpu-ticks requests groups syncs load-cpu-seconds
-    local rps p50 p99 non points syncs="-"
+report() { # label load-output points-before points-after seconds cpu-ticks requests groups syncs load-cpu-seconds disk-bytes
+    local rps p50 p99 non points syncs="-" disk="-"
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$2")
     p50=$(awk '$1=="50%" {print $2}' <<<"$2")
     p99=$(awk '$1=="99%" {print $2}' <<<"$2")
     non=$(awk '/non-2xx answers/ {print $3}' <<<"$2")
     points=$(echo "$4 - $3" | bc -l)
     [ "$9" -gt 0 ] && syncs=$(printf '%.0f' "$(echo "$points / $9" | bc -l)")
-    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s | %.2f cores, %.0f µs a request | %.0f µs a request | %.1f, %s |\n' \
+    [ "$points" != 0 ] && disk=$(printf '%.1f' "$(echo "${11} / 1024 / $points" | bc -l)")
+    printf '| %s | %s | %s req/s | %.0f points/s stored | p50 %s | p99 %s | non-2xx %s | %.2f cores, %.0f µs a request | %.0f µs a request | %.1f, %s | %s |\n' \
         "$backend" "$1" "$rps" "$(echo "$points / $5" | bc -l)" "$p50" "$p99" "${non:-?}" \
         "$(echo "$6 / $ticks_per_second / $5" | bc -l)" "$(echo "$6 * 1000000 / $ticks_per_second / $7" | bc -l)" \
-        "$(echo "${10} * 1000000 / $7" | bc -l)" "$(echo "$points / ($8 + 0.000001)" | bc -l)" "$syncs"
+        "$(echo "${10} * 1000000 / $7" | bc -l)" "$(echo "$points / ($8 + 0.000001)" | bc -l)" "$syncs" "$disk"
 }
 # The user and system CPU seconds /usr/bin/time wrote to a file.
 load_cpu() { awk '{print $1 + $2}' "$1"; }
 served() { awk '/requests in/ {print $1}' <<<"$1"; }
 seconds=${DURATION%s}
 telemetry() { # label points-per-request [nearby]
-    local before after out nearby_out="" ticks requests counted load_seconds
+    local before after out nearby_out="" ticks requests counted load_seconds written
     before=$(stored)
     counted=$(groups_syncs)
     ticks=$(cpu_ticks)
+    written=$(disk_bytes)
     if [ "$LOAD" = lean ]; then
         local all
         all=$(TARGET=127.0.0.1:$PORT TOKENS="$work/tokens.csv" POINTS=$2 CONNECTIONS=$CONNECTIONS \
@@ -151,20 +159,21 @@ telemetry() { # label points-per-request [nearby]
     requests=$(served "$out")
     [ -n "$nearby_out" ] && requests=$((requests + $(served "$nearby_out")))
     ticks=$(($(cpu_ticks) - ticks))
+    written=$(($(disk_bytes) - written))
     after=$(stored)
     read -r groups syncs <<<"$(groups_syncs)"
     read -r groups_before syncs_before <<<"$counted"
     report "$1" "$out" "$before" "$after" "$seconds" "$ticks" "$requests" \
-        "$((groups - groups_before))" "$((syncs - syncs_before))" "$load_seconds"
+        "$((groups - groups_before))" "$((syncs - syncs_before))" "$load_seconds" "$written"
     if [ -n "${3:-}" ]; then
-        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | | | | |\n' "$backend" \
+        printf '| %s | nearby served meanwhile | %s req/s | | p50 %s | p99 %s | | | | | |\n' "$backend" \
             "$(awk '/Requests\/sec/ {print $2}' <<<"$nearby_out")" \
             "$(awk '$1=="50%" {print $2}' <<<"$nearby_out")" "$(awk '$1=="99%" {print $2}' <<<"$nearby_out")"
     fi
 }
 
-echo "| backend | what | requests | telemetry | latency | | | server CPU (all requests of the line) | load's CPU ($LOAD) | points a commit, a log sync |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| backend | what | requests | telemetry | latency | | | server CPU (all requests of the line) | load's CPU ($LOAD) | points a commit, a log sync | KiB written a point |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 # A first pass over every scooter: dispatch learns each one, which costs one database write
 # per scooter on its first point after a start (measured apart, as the warm-up).
 telemetry "warm-up: each scooter's first points after the start" 1
