@@ -8,6 +8,7 @@
 #   SCOOTFLEET_BIN=/path/to/scootfleet bash benches/telemetry_wrk.sh   # a binary built before
 #   LOAD=lean bash benches/telemetry_wrk.sh     # the load from benches/telemetry_load.rs
 #   ORDER=random bash benches/telemetry_wrk.sh  # scooters in a shuffled order, not the CSV's
+#   CONNECTIONS=256 DURATION=8s SCOOTERS=10000 bash benches/telemetry_wrk.sh   # the defaults: 64, 10s, 10000
 #
 # The PostgreSQL database is dropped and created again. Every 202 comes after its points
 # are committed (group commit) and shown in the live index.
