@@ -22,6 +22,7 @@ on_both_backends!(
     nearby_follows_the_service_area_as_zones_change_and_scooters_move,
     the_fleet_list_pages_through_every_scooter,
     concurrent_requests_are_all_committed,
+    large_batches_from_many_devices_are_each_stored_once,
     operators_take_scooters_out_of_service_and_back,
     the_fleet_endpoints_are_documented,
     one_commit_keeps_each_scooters_newest_point,
@@ -605,6 +606,69 @@ mod scenarios {
             // Each scooter shows its newest point, whichever writer took it.
             assert_eq!(fleet_entry(s, &operator, id).await["lon"], 2.345, "{id}");
         }
+    }
+
+    /// Batches of 1,000 points from eight devices at once, then the same batches again: the
+    /// groups they make are large (on PostgreSQL committed in parts side by side), and every
+    /// point is stored once, each scooter showing its newest.
+    pub async fn large_batches_from_many_devices_are_each_stored_once(s: &TestServer) {
+        let operator = s.operator_token().await;
+        let mut devices = Vec::new();
+        for i in 0..8 {
+            let id = format!("LB-{i}");
+            let token = register(s, &operator, &id, PARIS.0, PARIS.1, 30.0).await;
+            devices.push((id, token));
+        }
+        let registered = s.clock.now();
+        s.clock.advance(Duration::minutes(30));
+        // A first point each: dispatch learns every scooter (a group that calls on dispatch
+        // stays one transaction).
+        for (_, token) in &devices {
+            let first = vec![point(48.86, 2.34, 30.0, registered + Duration::seconds(1))];
+            send(s, token, first).await.expect(202);
+        }
+        let split_before = split_groups(s).await;
+        let batch = |i: usize| -> Vec<serde_json::Value> {
+            (2..1002i64)
+                .map(|k| {
+                    let lon = 2.30 + i as f64 * 0.01 + k as f64 * 0.00001;
+                    point(48.86, lon, 30.0, registered + Duration::seconds(k))
+                })
+                .collect()
+        };
+        for _ in 0..2 {
+            let sends = devices
+                .iter()
+                .enumerate()
+                .map(|(i, (_, token))| async move {
+                    send(s, token, batch(i)).await.expect(202);
+                });
+            futures_join_all(sends).await;
+        }
+        for (i, (id, _)) in devices.iter().enumerate() {
+            assert_eq!(points_stored(s, id).await, 1002, "{id}");
+            let lon = fleet_entry(s, &operator, id).await["lon"]
+                .as_f64()
+                .expect("lon");
+            let newest = 2.30 + i as f64 * 0.01 + 1001.0 * 0.00001;
+            assert!((lon - newest).abs() < 1e-9, "{id}: {lon} against {newest}");
+        }
+        if s.state.db.backend() == scootfleet::db::Backend::Postgres {
+            assert!(
+                split_groups(s).await > split_before,
+                "no group of these batches was split"
+            );
+        }
+    }
+
+    /// Telemetry groups committed in parts so far (`scootfleet_telemetry_split_groups_total`).
+    async fn split_groups(s: &TestServer) -> u64 {
+        let metrics = s.get("/metrics", None).await;
+        metrics
+            .text
+            .lines()
+            .find_map(|line| line.strip_prefix("scootfleet_telemetry_split_groups_total "))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
     }
 
     pub async fn operators_take_scooters_out_of_service_and_back(s: &TestServer) {

@@ -5,7 +5,9 @@
 //!
 //! SQLite has one writer; PostgreSQL may have several side by side
 //! (`SCOOTFLEET_TELEMETRY_WRITERS`), each for its own share of the scooters (see
-//! `Fleet::ingest`), so one group's commit does not wait for another's. A point that takes
+//! `Fleet::ingest`), so one group's commit does not wait for another's, and on PostgreSQL a
+//! large group (batches from many devices) is itself committed in parts side by side (see
+//! [`SPLIT_AT_POINTS`]). A point that takes
 //! a scooter below the dispatch threshold has its battery-swap task created and assigned in
 //! that same transaction, and one back above threshold + margin is re-armed there (see
 //! [`crate::dispatch::joined::join`]).
@@ -18,10 +20,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{commit, Reading, ScooterState};
 use crate::app::AppState;
+use crate::db::Backend;
 use crate::dispatch::{self, ScooterReport};
 
 /// The most points one transaction takes; more wait for the next one.
 const MAX_GROUP_POINTS: usize = 5000;
+
+/// On PostgreSQL, a group of at least this many points is committed as [`SPLIT_PARTS`]
+/// transactions side by side, each for its own share of the group's scooters: one statement
+/// of thousands of rows keeps one PostgreSQL backend busy while the others wait, and
+/// batches from many devices queue behind it. Smaller groups (one point a request) stay one
+/// transaction, which costs less a point than several.
+const SPLIT_AT_POINTS: usize = 1000;
+
+/// How many transactions a large group is committed as, on PostgreSQL.
+const SPLIT_PARTS: usize = 2;
 
 /// One request's valid points, waiting to be stored.
 #[derive(Debug)]
@@ -74,16 +87,63 @@ fn gather(first: Job, inbox: &mut mpsc::Receiver<Job>) -> Vec<Job> {
     group
 }
 
+/// Commits `group`, in parts side by side where it is large (see [`SPLIT_AT_POINTS`]), and
+/// answers its requests once their points are durable.
 async fn commit(state: &AppState, group: Vec<Job>) {
-    let started = std::time::Instant::now();
-    let rows: Vec<commit::Points<'_>> = group
+    match split(state, group) {
+        Ok(parts) => {
+            metrics::counter!("scootfleet_telemetry_split_groups_total").increment(1);
+            futures_util::future::join_all(parts.into_iter().map(|part| commit_one(state, part)))
+                .await;
+        }
+        Err(group) => commit_one(state, group).await,
+    }
+}
+
+/// `group`'s jobs in [`SPLIT_PARTS`] parts by scooter (each scooter's jobs in one part, so
+/// no two transactions touch the same rows), or the group itself (`Err`) where it stays one
+/// transaction: on SQLite (one writer whatever we do), below [`SPLIT_AT_POINTS`], when all
+/// its scooters fall in one part, or when a point calls for dispatch, whose tasks and crews
+/// are created and assigned in one transaction with the group's rows.
+fn split(state: &AppState, group: Vec<Job>) -> Result<Vec<Vec<Job>>, Vec<Job>> {
+    let points: usize = group.iter().map(|job| job.points.len()).sum();
+    if state.db.backend() != Backend::Postgres || points < SPLIT_AT_POINTS {
+        return Err(group);
+    }
+    let rows = as_rows(&group);
+    let calls_dispatch = !dispatch_reports(state, &commit::newest_points(&rows)).is_empty();
+    drop(rows);
+    if calls_dispatch {
+        return Err(group);
+    }
+    let mut parts: Vec<Vec<Job>> = (0..SPLIT_PARTS).map(|_| Vec::new()).collect();
+    for job in group {
+        parts[super::service::part(&job.scooter_id, SPLIT_PARTS)].push(job);
+    }
+    parts.retain(|part| !part.is_empty());
+    match parts.len() {
+        1 => Err(parts.pop().unwrap_or_default()),
+        _ => Ok(parts),
+    }
+}
+
+/// The rows of `group` as the commit writes them.
+fn as_rows(group: &[Job]) -> Vec<commit::Points<'_>> {
+    group
         .iter()
         .map(|job| commit::Points {
             scooter_id: &job.scooter_id,
             points: &job.points,
             received_at_ms: job.received_at_ms,
         })
-        .collect();
+        .collect()
+}
+
+/// Commits `group` as one transaction and answers its requests once their points are
+/// durable.
+async fn commit_one(state: &AppState, group: Vec<Job>) {
+    let started = std::time::Instant::now();
+    let rows = as_rows(&group);
     let newest = commit::newest_points(&rows);
     let mut tasks = dispatch::joined::join(state, dispatch_reports(state, &newest));
     let result = commit::commit_points(&state.db, &rows, &newest, tasks.as_mut()).await;

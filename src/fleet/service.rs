@@ -78,6 +78,16 @@ fn lane(scooter_id: &str, lanes: usize) -> usize {
     (hash % lanes as u64) as usize
 }
 
+/// Which of `parts` shares of a large telemetry group takes `scooter_id`'s points (see
+/// `ingest::split`): always the same one, and drawn apart from [`lane`], so that one
+/// writer's scooters spread over every part.
+pub(super) fn part(scooter_id: &str, parts: usize) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(("part", scooter_id));
+    (hash % parts as u64) as usize
+}
+
 /// One rebuild of the live index's tree ([`Fleet::refit_tree`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Rebuilt {
