@@ -23,6 +23,8 @@
 //! The work itself should still be safe to run twice (the ledger charges a reference once):
 //! a server that dies between doing the work and storing the answer leaves a claim that
 //! [`STALE_CLAIM`] later lets a retry take over.
+//!
+//! [`STALE_CLAIM`]: crate::idempotency::STALE_CLAIM
 
 use std::future::Future;
 use std::time::Duration;

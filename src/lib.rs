@@ -1,5 +1,8 @@
 //! scootfleet: the backend of a free-floating electric scooter sharing service.
 
+// Docs are read with `cargo doc --document-private-items`; the library serves its binary and tests.
+#![allow(rustdoc::private_intra_doc_links)]
+
 /// Accounts: signup, login, the bootstrap operator, failed-login throttling.
 pub mod accounts;
 /// Shared state, the router of every domain, and `serve`.

@@ -36,6 +36,14 @@
 //!
 //! Before an unlock, [`store::wallet`] gives the rider's [`Wallet`] and
 //! [`Wallet::can_unlock`] says whether they may ride (402 `payment_required` otherwise).
+//!
+//! [`charge::charge_ride`]: crate::billing::charge::charge_ride
+//! [`Conn`]: crate::billing::Conn
+//! [`charge::charge_ride_raw`]: crate::billing::charge::charge_ride_raw
+//! [`store::charged_ride`]: crate::billing::store::charged_ride
+//! [`store::wallet`]: crate::billing::store::wallet
+//! [`Wallet`]: crate::billing::Wallet
+//! [`Wallet::can_unlock`]: crate::billing::Wallet::can_unlock
 
 pub mod adjust;
 pub mod charge;

@@ -4,6 +4,9 @@
 //! The database holds the truth; [`Crews`] keeps an in-memory [`CrewIndex`] of it so the
 //! dispatcher finds the nearest crew without a query. It is rebuilt from the database at
 //! start-up and refreshed by the dispatch worker, so servers sharing a database converge.
+//!
+//! [`Crews`]: crate::crews::Crews
+//! [`CrewIndex`]: crate::crews::CrewIndex
 
 pub mod http;
 pub mod index;

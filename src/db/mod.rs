@@ -36,6 +36,8 @@ pub enum Backend {
 /// latency spiky under load. So SQLite gets two pools on the same file: readers, and a single
 /// writer connection for write transactions ([`db_write!`]), where writers wait their turn
 /// in the pool's fair queue instead.
+///
+/// [`db_write!`]: crate::db_write!
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite {
@@ -78,6 +80,8 @@ macro_rules! db_write {
 /// transaction not committed rolls back, and its writer is free again as soon as the
 /// block is left). On SQLite it runs on the single writer connection, on PostgreSQL on the
 /// pool, as with [`db_write!`].
+///
+/// [`db_write!`]: crate::db_write!
 #[macro_export]
 macro_rules! db_transaction {
     ($db:expr, |$tx:ident| $body:expr) => {

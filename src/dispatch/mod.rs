@@ -6,6 +6,13 @@
 //! crew's tasks is in [`tour`]. [`report`] is the entry point for the fleet, [`intake`] turns
 //! low reports into tasks in batches, [`joined`] does it inside the telemetry group commit,
 //! [`assign`] moves tasks between crews, [`worker`] passes on tasks nobody accepted in time.
+//!
+//! [`tour`]: crate::dispatch::tour
+//! [`report`]: crate::dispatch::report
+//! [`intake`]: crate::dispatch::intake
+//! [`joined`]: crate::dispatch::joined
+//! [`assign`]: crate::dispatch::assign
+//! [`worker`]: crate::dispatch::worker
 
 pub mod assign;
 pub mod http;

@@ -8,6 +8,13 @@
 //! A range below the rental floor is not a state of its own: such a scooter stays
 //! `available` but is left out of nearby search, so that unlocking it answers the contract's
 //! `battery_too_low` rather than `scooter_unavailable`.
+//!
+//! [`state`]: crate::fleet::state
+//! [`live`]: crate::fleet::live
+//! [`service`]: crate::fleet::service
+//! [`ingest`]: crate::fleet::ingest
+//! [`store`]: crate::fleet::store
+//! [`http`]: crate::fleet::http
 
 pub mod accept;
 pub mod commit;

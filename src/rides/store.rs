@@ -320,7 +320,7 @@ pub struct RideBill {
 }
 
 /// Closes an active ride: `$1` status, `$2` end, `$3`/`$4` lat/lon, `$5` duration, `$6`
-/// cancel reason, `$7`–`$15` the bill (see [`RideEnd::args`]), `$16` the ride.
+/// cancel reason, `$7`–`$15` the bill (see [`EndValues::args`]), `$16` the ride.
 pub(crate) const CLOSE_RIDE: &str = "update rides set status = $1, ended_at_ms = $2, \
      end_lat = $3, end_lon = $4, duration_s = $5, cancel_reason = $6, billed_minutes = $7, \
      amount_cents = $8, trial_minutes = $9, pack_minutes = $10, wallet_cents = $11, \

@@ -5,6 +5,9 @@
 //! R-tree of zone envelopes narrows each question to the few zones around a point before the
 //! exact `geo` containment test. [`Zones`] holds the current set for the whole server and
 //! swaps it atomically when an operator uploads a new version.
+//!
+//! [`ZoneSet`]: crate::zones::ZoneSet
+//! [`Zones`]: crate::zones::Zones
 
 mod defaults;
 pub mod follow;
