@@ -7,10 +7,9 @@
 //! (`SCOOTFLEET_TELEMETRY_WRITERS`), each for its own share of the scooters (see
 //! `Fleet::ingest`), so one group's commit does not wait for another's, and on PostgreSQL a
 //! large group (batches from many devices) is itself committed in parts side by side (see
-//! [`SPLIT_AT_POINTS`]). A point that takes
-//! a scooter below the dispatch threshold has its battery-swap task created and assigned in
-//! that same transaction, and one back above threshold + margin is re-armed there (see
-//! [`crate::dispatch::joined::join`]).
+//! [`SPLIT_AT_POINTS`]). A point that takes a scooter below the dispatch threshold has its
+//! battery-swap task created and assigned in that same transaction, and one back above
+//! threshold + margin is re-armed there (see [`crate::dispatch::joined::join`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -72,20 +72,22 @@ pub struct Registered {
 
 /// Which of `lanes` telemetry writers takes `scooter_id`'s points: always the same one.
 fn lane(scooter_id: &str, lanes: usize) -> usize {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one(scooter_id);
-    (hash % lanes as u64) as usize
+    share(scooter_id, lanes)
 }
 
 /// Which of `parts` shares of a large telemetry group takes `scooter_id`'s points (see
 /// `ingest::split`): always the same one, and drawn apart from [`lane`], so that one
 /// writer's scooters spread over every part.
 pub(super) fn part(scooter_id: &str, parts: usize) -> usize {
+    share(("part", scooter_id), parts)
+}
+
+/// Which of `shares` `key` falls in, by a hash that is the same in every process.
+fn share(key: impl std::hash::Hash, shares: usize) -> usize {
     use std::hash::{BuildHasher, BuildHasherDefault};
-    let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one(("part", scooter_id));
-    (hash % parts as u64) as usize
+    let hash =
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
+    (hash % shares as u64) as usize
 }
 
 /// One rebuild of the live index's tree ([`Fleet::refit_tree`]).
