@@ -585,12 +585,7 @@ mod scenarios {
 
     pub async fn concurrent_requests_are_all_committed(s: &TestServer) {
         let operator = s.operator_token().await;
-        let mut devices = Vec::new();
-        for i in 0..10 {
-            let id = format!("CC-{i}");
-            let token = register(s, &operator, &id, PARIS.0, PARIS.1, 30.0).await;
-            devices.push((id, token));
-        }
+        let devices = register_devices(s, &operator, "CC", 10).await;
         let registered = s.clock.now();
         s.clock.advance(Duration::minutes(1));
         let sends = devices.iter().map(|(_, token)| async move {
@@ -613,12 +608,7 @@ mod scenarios {
     /// point is stored once, each scooter showing its newest.
     pub async fn large_batches_from_many_devices_are_each_stored_once(s: &TestServer) {
         let operator = s.operator_token().await;
-        let mut devices = Vec::new();
-        for i in 0..8 {
-            let id = format!("LB-{i}");
-            let token = register(s, &operator, &id, PARIS.0, PARIS.1, 30.0).await;
-            devices.push((id, token));
-        }
+        let devices = register_devices(s, &operator, "LB", 8).await;
         let registered = s.clock.now();
         s.clock.advance(Duration::minutes(30));
         // A first point each: dispatch learns every scooter (a group that calls on dispatch
@@ -659,6 +649,23 @@ mod scenarios {
                 "no group of these batches was split"
             );
         }
+    }
+
+    /// `count` scooters `{prefix}-0`, `{prefix}-1` … registered in Paris, with their device
+    /// tokens.
+    async fn register_devices(
+        s: &TestServer,
+        operator: &str,
+        prefix: &str,
+        count: usize,
+    ) -> Vec<(String, String)> {
+        let mut devices = Vec::new();
+        for i in 0..count {
+            let id = format!("{prefix}-{i}");
+            let token = register(s, operator, &id, PARIS.0, PARIS.1, 30.0).await;
+            devices.push((id, token));
+        }
+        devices
     }
 
     /// Telemetry groups committed in parts so far (`scootfleet_telemetry_split_groups_total`).
