@@ -81,7 +81,7 @@ mod scenarios {
     /// More points than one delete statement takes all go, and newer ones stay.
     pub async fn retention_deletes_a_large_backlog_in_slices(s: &TestServer) {
         use scootfleet::clock::Clock;
-        use scootfleet::fleet::commit::{self, Points};
+        use scootfleet::fleet::commit::{self, Novelty, Points};
         use scootfleet::fleet::store;
         use scootfleet::fleet::Reading;
 
@@ -106,7 +106,7 @@ mod scenarios {
         };
         let groups = [group];
         let newest = commit::newest_points(&groups);
-        commit::commit_points(&s.state.db, &groups, &newest, None)
+        commit::commit_points(&s.state.db, &groups, &newest, None, Novelty::MaybeStored)
             .await
             .expect("commit");
         let deleted = store::delete_points_before(&s.state.db, now - 86_400_000).await;
@@ -122,7 +122,7 @@ mod scenarios {
     /// the newer point, and both points are stored.
     pub async fn one_commit_keeps_each_scooters_newest_point(s: &TestServer) {
         use scootfleet::clock::Clock;
-        use scootfleet::fleet::commit::{self, Points};
+        use scootfleet::fleet::commit::{self, Novelty, Points};
         use scootfleet::fleet::store;
         use scootfleet::fleet::Reading;
 
@@ -145,7 +145,7 @@ mod scenarios {
         };
         let groups = [group(&newer), group(&older)];
         let newest = commit::newest_points(&groups);
-        commit::commit_points(&s.state.db, &groups, &newest, None)
+        commit::commit_points(&s.state.db, &groups, &newest, None, Novelty::New)
             .await
             .expect("commit");
         struct Row {

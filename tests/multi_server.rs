@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::fleet::{eventually, fleet_entry, nearby_ids, register, PARIS};
+use common::fleet::{eventually, fleet_entry, nearby_ids, points_stored, register, PARIS};
 use common::rides::another_server;
 use common::{backends, TestServer};
 use scootfleet::clock::Clock;
@@ -72,4 +72,63 @@ async fn a_scooter_registered_on_one_server_is_taken_in_by_the_other() {
         b.stop().await;
         a.stop().await;
     }
+}
+
+/// A point stored through one server and sent again to another, whose live view has not
+/// seen it: the other takes it for new, finds it stored, and stores the group again the
+/// way that skips stored points. Stored once, answered 202 by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_stored_through_one_server_and_sent_to_another_is_stored_once() {
+    for backend in backends() {
+        let a = TestServer::start(backend).await;
+        let operator = a.operator_token().await;
+        let device = register(&a, &operator, "MS-TWICE", PARIS.0, PARIS.1, 30.0).await;
+        let b = another_server(&a).await;
+
+        let point = |seconds: i64| {
+            let at = a.clock.now() + chrono::Duration::seconds(seconds);
+            json!({ "points": [{
+                "recorded_at": at.to_rfc3339(), "lat": PARIS.0, "lon": PARIS.1 + 0.0001,
+                "range_km": 29.0, "battery_pct": 79
+            }] })
+        };
+        // B's first point from the scooter (its first after B's start goes through dispatch,
+        // in a transaction of its own), then one through A, sent again to B.
+        b.post("/v1/telemetry", Some(&device), point(1))
+            .await
+            .expect(202);
+        let found_before = found_stored(&b).await;
+        for server in [&a, &b] {
+            server
+                .post("/v1/telemetry", Some(&device), point(2))
+                .await
+                .expect(202);
+        }
+        // The registration's point and the two sent.
+        assert_eq!(points_stored(&a, "MS-TWICE").await, 3);
+        assert_eq!(
+            fleet_entry(&b, &operator, "MS-TWICE").await["range_km"],
+            29.0
+        );
+        if backend == scootfleet::db::Backend::Postgres {
+            assert!(
+                found_stored(&b).await > found_before,
+                "B took the point for new"
+            );
+        }
+
+        b.stop().await;
+        a.stop().await;
+    }
+}
+
+/// Telemetry groups taken for new and found stored so far
+/// (`scootfleet_telemetry_new_points_found_stored_total`).
+async fn found_stored(s: &TestServer) -> u64 {
+    let metrics = s.get("/metrics", None).await;
+    metrics
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("scootfleet_telemetry_new_points_found_stored_total "))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
 }

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use chrono::DateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{commit, Reading, ScooterState};
+use super::commit::{self, Novelty};
+use super::{Reading, ScooterState};
 use crate::app::AppState;
 use crate::db::Backend;
 use crate::dispatch::{self, ScooterReport};
@@ -145,7 +146,8 @@ async fn commit_one(state: &AppState, group: Vec<Job>) {
     let rows = as_rows(&group);
     let newest = commit::newest_points(&rows);
     let mut tasks = dispatch::joined::join(state, dispatch_reports(state, &newest));
-    let result = commit::commit_points(&state.db, &rows, &newest, tasks.as_mut()).await;
+    let novelty = novelty(state, &rows);
+    let result = commit::commit_points(&state.db, &rows, &newest, tasks.as_mut(), novelty).await;
     drop((newest, rows));
     metrics::histogram!("scootfleet_telemetry_commit_seconds")
         .record(started.elapsed().as_secs_f64());
@@ -183,6 +185,31 @@ async fn commit_one(state: &AppState, group: Vec<Job>) {
             tracing::error!(error = %err, requests = group.len(), "telemetry commit failed");
             answer(group, Err(err.to_string()));
         }
+    }
+}
+
+/// Whether any of the group's points may be stored already (see [`commit::Novelty`]): each
+/// scooter's points are committed by one writer of this server at a time, and its newest
+/// committed point is in the live view. Only PostgreSQL makes use of it, so the SQLite
+/// writer does not work it out.
+fn novelty(state: &AppState, rows: &[commit::Points<'_>]) -> Novelty {
+    if state.db.backend() != Backend::Postgres {
+        return Novelty::MaybeStored;
+    }
+    let live = state.fleet.read();
+    let mut keys = HashSet::with_capacity(rows.iter().map(|row| row.points.len()).sum());
+    let new = rows.iter().all(|row| {
+        live.record(row.scooter_id).is_some_and(|scooter| {
+            row.points.iter().all(|point| {
+                point.recorded_at_ms > scooter.last_seen_ms
+                    && keys.insert((row.scooter_id, point.recorded_at_ms))
+            })
+        })
+    });
+    if new {
+        Novelty::New
+    } else {
+        Novelty::MaybeStored
     }
 }
 
