@@ -78,44 +78,71 @@ mod scenarios {
         }
     }
 
-    /// More points than one delete statement takes all go, and newer ones stay.
+    /// More points than one delete statement takes all go, those of more scooters than one
+    /// statement looks up too, and newer ones stay.
     pub async fn retention_deletes_a_large_backlog_in_slices(s: &TestServer) {
         use scootfleet::clock::Clock;
         use scootfleet::fleet::commit::{self, Novelty, Points};
+        use scootfleet::fleet::import::{register_all, Row};
         use scootfleet::fleet::store;
         use scootfleet::fleet::Reading;
 
         let operator = s.operator_token().await;
         register(s, &operator, "CS-0001", PARIS.0, PARIS.1, 30.0).await;
-        let now = s.clock.now().timestamp_millis();
-        let ten_days_ago = now - 10 * 86_400_000;
-        let old: Vec<Reading> = (0..25_000)
-            .map(|i| Reading {
+        let many: Vec<Row> = (0..1_200)
+            .map(|i| Row {
+                scooter_id: format!("RT-{i:04}"),
                 lat: PARIS.0,
                 lon: PARIS.1,
-                range_km: 29.0,
-                battery_pct: 70.0,
-                speed_kmh: None,
-                recorded_at_ms: ten_days_ago + i,
+                range_km: 30.0,
+                battery_pct: 80.0,
             })
             .collect();
-        let group = Points {
-            scooter_id: "CS-0001",
-            points: &old,
-            received_at_ms: now,
+        register_all(&s.state.db, &many, s.clock.now(), &mut Vec::new(), |_| {})
+            .await
+            .expect("import");
+        let now = s.clock.now().timestamp_millis();
+        let ten_days_ago = now - 10 * 86_400_000;
+        let point = |recorded_at_ms| Reading {
+            lat: PARIS.0,
+            lon: PARIS.1,
+            range_km: 29.0,
+            battery_pct: 70.0,
+            speed_kmh: None,
+            recorded_at_ms,
         };
-        let groups = [group];
+        let backlog: Vec<Reading> = (0..25_000).map(|i| point(ten_days_ago + i)).collect();
+        // Each of the many: one point ten days old, one newer than its registration.
+        let old_and_new = [point(ten_days_ago), point(now + 1_000)];
+        let mut groups = vec![Points {
+            scooter_id: "CS-0001",
+            points: &backlog,
+            received_at_ms: now,
+        }];
+        groups.extend(many.iter().map(|row| Points {
+            scooter_id: &row.scooter_id,
+            points: &old_and_new,
+            received_at_ms: now,
+        }));
         let newest = commit::newest_points(&groups);
         commit::commit_points(&s.state.db, &groups, &newest, None, Novelty::MaybeStored)
             .await
             .expect("commit");
         let deleted = store::delete_points_before(&s.state.db, now - 86_400_000).await;
-        assert_eq!(deleted.ok(), Some(25_000));
+        assert_eq!(deleted.ok(), Some(25_000 + 1_200));
         // The registration's point is today's.
         assert_eq!(
             store::count_points(&s.state.db, "CS-0001").await.ok(),
             Some(1)
         );
+        for id in ["RT-0000", "RT-0499", "RT-0500", "RT-1199"] {
+            // The registration's point and the newer one.
+            assert_eq!(
+                store::count_points(&s.state.db, id).await.ok(),
+                Some(2),
+                "{id}"
+            );
+        }
     }
 
     /// Two requests of one scooter in one group commit, the newer first: the scooter keeps

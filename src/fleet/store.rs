@@ -507,30 +507,77 @@ pub async fn count_points(db: &Db, scooter_id: &str) -> Result<i64, Error> {
 
 /// Deletes telemetry recorded before `cutoff_ms`; returns how many points went.
 ///
-/// In slices of [`DELETE_SLICE`] points, each its own statement, so a large backlog never
-/// holds the database's writer (on SQLite, the one telemetry, rides and dispatch share)
-/// for long.
+/// Scooter by scooter, [`DELETE_SCOOTERS`] at a time in id order, each scooter's old points
+/// found through the primary key (scooter, time) from its start: the points kept are never
+/// read, and no index of every point by time is kept up for this. In slices of
+/// [`DELETE_SLICE`] points, each its own statement, so a large backlog never holds the
+/// database's writer (on SQLite, the one telemetry, rides and dispatch share) for long.
 pub async fn delete_points_before(db: &Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
     let mut deleted = 0;
+    let mut after = String::new();
     loop {
-        let slice = db_write!(db, |pool| {
+        let scooters: Vec<String> = db_run!(db, |pool| {
+            sqlx::query_scalar(
+                "select scooter_id from scooters where scooter_id > $1 \
+                 order by scooter_id limit $2",
+            )
+            .bind(&after)
+            .bind(DELETE_SCOOTERS)
+            .fetch_all(pool)
+            .await
+        })?;
+        let Some(last) = scooters.last() else {
+            return Ok(deleted);
+        };
+        loop {
+            let slice = delete_slice(db, &scooters, cutoff_ms).await?;
+            deleted += slice;
+            if slice < DELETE_SLICE as u64 {
+                break;
+            }
+        }
+        after.clone_from(last);
+    }
+}
+
+/// Deletes up to [`DELETE_SLICE`] of `scooters`' points recorded before `cutoff_ms`. The ids
+/// go as one parameter, so the statement's text stays the same: an array on PostgreSQL, a
+/// JSON array on SQLite; on each, every id is looked up in the primary key.
+async fn delete_slice(db: &Db, scooters: &[String], cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    let done = match db {
+        Db::Sqlite { write, .. } => {
+            let ids = serde_json::to_string(scooters)
+                .map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
             sqlx::query(
                 "delete from telemetry where (scooter_id, recorded_at_ms) in \
                  (select scooter_id, recorded_at_ms from telemetry \
-                  where recorded_at_ms < $1 limit $2)",
+                  where scooter_id in (select value from json_each($1)) \
+                  and recorded_at_ms < $2 limit $3)",
             )
+            .bind(ids)
             .bind(cutoff_ms)
             .bind(DELETE_SLICE)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })?;
-        deleted += slice;
-        if slice < DELETE_SLICE as u64 {
-            return Ok(deleted);
+            .execute(write)
+            .await?
+            .rows_affected()
         }
-    }
+        Db::Postgres(pool) => sqlx::query(
+            "delete from telemetry where (scooter_id, recorded_at_ms) in \
+             (select scooter_id, recorded_at_ms from telemetry \
+              where scooter_id = any($1) and recorded_at_ms < $2 limit $3)",
+        )
+        .bind(scooters)
+        .bind(cutoff_ms)
+        .bind(DELETE_SLICE)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(done)
 }
 
 /// Points deleted per statement by [`delete_points_before`].
 const DELETE_SLICE: i64 = 10_000;
+
+/// Scooters whose old points [`delete_points_before`] looks up together.
+const DELETE_SCOOTERS: i64 = 500;
