@@ -114,15 +114,43 @@ impl TestDatabase {
         }
     }
 
-    pub async fn drop_database(&self) {
-        if let (Some(name), Some(admin)) = (&self.postgres_name, postgres_admin_url()) {
-            if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
-                    .execute(&pool)
-                    .await;
-                pool.close().await;
-            }
+    pub async fn drop_database(&mut self) {
+        if let Some(name) = self.postgres_name.take() {
+            drop_postgres_database(&name).await;
         }
+    }
+}
+
+/// A PostgreSQL database still here when its test ends without stopping its server (a
+/// failed assertion) is dropped now, so that failed runs do not leave databases behind. The
+/// test's own runtime may be unwinding: the drop runs on a thread and runtime of its own.
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(drop_postgres_database(&name));
+            }
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// Drops the test database `name` (and ends its connections), if it can.
+async fn drop_postgres_database(name: &str) {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&pool)
+            .await;
+        pool.close().await;
     }
 }
 
