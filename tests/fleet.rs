@@ -644,7 +644,7 @@ mod scenarios {
             let first = vec![point(48.86, 2.34, 30.0, registered + Duration::seconds(1))];
             send(s, token, first).await.expect(202);
         }
-        let split_before = split_groups(s).await;
+        let split_before = s.counter("scootfleet_telemetry_split_groups_total").await;
         let batch = |i: usize| -> Vec<serde_json::Value> {
             (2..1002i64)
                 .map(|k| {
@@ -672,7 +672,7 @@ mod scenarios {
         }
         if s.state.db.backend() == scootfleet::db::Backend::Postgres {
             assert!(
-                split_groups(s).await > split_before,
+                s.counter("scootfleet_telemetry_split_groups_total").await > split_before,
                 "no group of these batches was split"
             );
         }
@@ -693,16 +693,6 @@ mod scenarios {
             devices.push((id, token));
         }
         devices
-    }
-
-    /// Telemetry groups committed in parts so far (`scootfleet_telemetry_split_groups_total`).
-    async fn split_groups(s: &TestServer) -> u64 {
-        let metrics = s.get("/metrics", None).await;
-        metrics
-            .text
-            .lines()
-            .find_map(|line| line.strip_prefix("scootfleet_telemetry_split_groups_total "))
-            .map_or(0, |n| n.trim().parse().expect("a count"))
     }
 
     pub async fn operators_take_scooters_out_of_service_and_back(s: &TestServer) {

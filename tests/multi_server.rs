@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::fleet::{eventually, fleet_entry, nearby_ids, points_stored, register, PARIS};
+use common::fleet::{
+    eventually, fleet_entry, nearby_ids, point, points_stored, register, send, PARIS,
+};
 use common::rides::another_server;
 use common::{backends, TestServer};
 use scootfleet::clock::Clock;
@@ -85,24 +87,14 @@ async fn a_point_stored_through_one_server_and_sent_to_another_is_stored_once() 
         let device = register(&a, &operator, "MS-TWICE", PARIS.0, PARIS.1, 30.0).await;
         let b = another_server(&a).await;
 
-        let point = |seconds: i64| {
-            let at = a.clock.now() + chrono::Duration::seconds(seconds);
-            json!({ "points": [{
-                "recorded_at": at.to_rfc3339(), "lat": PARIS.0, "lon": PARIS.1 + 0.0001,
-                "range_km": 29.0, "battery_pct": 79
-            }] })
-        };
+        let at = |seconds| a.clock.now() + chrono::Duration::seconds(seconds);
+        let moved = |seconds| vec![point(PARIS.0, PARIS.1 + 0.0001, 29.0, at(seconds))];
         // B's first point from the scooter (its first after B's start goes through dispatch,
         // in a transaction of its own), then one through A, sent again to B.
-        b.post("/v1/telemetry", Some(&device), point(1))
-            .await
-            .expect(202);
-        let found_before = found_stored(&b).await;
+        send(&b, &device, moved(1)).await.expect(202);
+        let found_before = b.counter(FOUND_STORED).await;
         for server in [&a, &b] {
-            server
-                .post("/v1/telemetry", Some(&device), point(2))
-                .await
-                .expect(202);
+            send(server, &device, moved(2)).await.expect(202);
         }
         // The registration's point and the two sent.
         assert_eq!(points_stored(&a, "MS-TWICE").await, 3);
@@ -112,7 +104,7 @@ async fn a_point_stored_through_one_server_and_sent_to_another_is_stored_once() 
         );
         if backend == scootfleet::db::Backend::Postgres {
             assert!(
-                found_stored(&b).await > found_before,
+                b.counter(FOUND_STORED).await > found_before,
                 "B took the point for new"
             );
         }
@@ -122,13 +114,5 @@ async fn a_point_stored_through_one_server_and_sent_to_another_is_stored_once() 
     }
 }
 
-/// Telemetry groups taken for new and found stored so far
-/// (`scootfleet_telemetry_new_points_found_stored_total`).
-async fn found_stored(s: &TestServer) -> u64 {
-    let metrics = s.get("/metrics", None).await;
-    metrics
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix("scootfleet_telemetry_new_points_found_stored_total "))
-        .map_or(0, |n| n.trim().parse().expect("a count"))
-}
+/// Telemetry groups taken for new and found stored.
+const FOUND_STORED: &str = "scootfleet_telemetry_new_points_found_stored_total";

@@ -361,6 +361,17 @@ impl TestServer {
         .await
     }
 
+    /// A counter of the server's `/metrics` (`name` without labels), 0 until it first counts.
+    /// The recorder is the test process's own: counts include other servers of the process.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let metrics = self.get("/metrics", None).await;
+        metrics
+            .text
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    }
+
     /// The bootstrap operator's token.
     pub async fn operator_token(&self) -> String {
         let answer = self.login(OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
