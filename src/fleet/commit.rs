@@ -30,8 +30,8 @@ pub struct Points<'a> {
 /// `recorded_at`) are dropped; each scooter's row takes its newest point only if it is newer
 /// than the one it has (`newest`, from [`newest_points`] of `groups`). The battery-swap
 /// tasks that the points call for (`tasks`) are created in the same transaction.
-/// `novelty` lets PostgreSQL store points that cannot be stored yet the cheaper way; SQLite
-/// checks a point's key once whichever way it is inserted, and takes no notice.
+/// `novelty` lets PostgreSQL store points that cannot be stored yet the cheaper way; SQLite's
+/// writer takes no notice and always inserts with `on conflict do nothing`.
 pub async fn commit_points(
     db: &Db,
     groups: &[Points<'_>],
