@@ -146,7 +146,12 @@ async fn commit_one(state: &AppState, group: Vec<Job>) {
     let rows = as_rows(&group);
     let newest = commit::newest_points(&rows);
     let mut tasks = dispatch::joined::join(state, dispatch_reports(state, &newest));
-    let novelty = novelty(state, &rows);
+    // A group with tasks always takes the statement that skips stored points (see
+    // `commit::commit_points`): its novelty is not worked out.
+    let novelty = match tasks {
+        None => novelty(state, &rows),
+        Some(_) => Novelty::MaybeStored,
+    };
     let result = commit::commit_points(&state.db, &rows, &newest, tasks.as_mut(), novelty).await;
     drop((newest, rows));
     metrics::histogram!("scootfleet_telemetry_commit_seconds")
