@@ -16,9 +16,10 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 /// Syncs one SQLite database's log for the commits that wait on it.
 pub struct LogSync {
@@ -27,7 +28,9 @@ pub struct LogSync {
     commits: &'static AtomicU64,
     /// The highest commit count a caller waits to see synced.
     wanted: AtomicU64,
-    woken: Notify,
+    /// Set by a caller that wants a sync, cleared by the sync thread as it wakes.
+    woken: Mutex<bool>,
+    wake: Condvar,
     /// The commit count when the newest finished sync began, and whether it succeeded.
     synced: watch::Sender<(u64, bool)>,
     /// How many syncs have run.
@@ -91,21 +94,28 @@ pub unsafe fn count_commits(handle: *mut rusqlite::ffi::sqlite3, counter: Commit
 }
 
 impl LogSync {
-    /// Syncs `database`'s log (`database` followed by `-wal`) from a task of its own, which
-    /// stops once the returned value is dropped; `commits` counts the commits made on it.
-    pub fn start(database: PathBuf, commits: CommitCounter) -> Arc<Self> {
+    /// Syncs `database`'s log (`database` followed by `-wal`) from a thread of its own, which
+    /// stops within a second once the returned value is dropped; `commits` counts the
+    /// commits made on it. A thread rather than a task: each sync blocks for the disk, and a
+    /// thread that sleeps until it is wanted costs one wake-up a sync, where a task handing
+    /// each sync to the runtime's blocking pool cost a hand-off there and back.
+    pub fn start(database: PathBuf, commits: CommitCounter) -> std::io::Result<Arc<Self>> {
         let mut wal = database.into_os_string();
         wal.push("-wal");
         let sync = Arc::new(LogSync {
             wal: wal.into(),
             commits: commits.0,
             wanted: AtomicU64::new(0),
-            woken: Notify::new(),
+            woken: Mutex::new(false),
+            wake: Condvar::new(),
             synced: watch::Sender::new((0, true)),
             syncs: AtomicU64::new(0),
         });
-        tokio::spawn(run(Arc::downgrade(&sync)));
-        sync
+        let weak = Arc::downgrade(&sync);
+        std::thread::Builder::new()
+            .name("sqlite-log-sync".into())
+            .spawn(move || run(weak))?;
+        Ok(sync)
     }
 
     /// Returns once every commit made before the call is on disk; an error if the sync
@@ -116,7 +126,11 @@ impl LogSync {
         let mut synced = self.synced.subscribe();
         if seen > synced.borrow().0 {
             self.wanted.fetch_max(seen, Ordering::SeqCst);
-            self.woken.notify_one();
+            *self
+                .woken
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+            self.wake.notify_one();
         }
         let (_, ok) = *synced
             .wait_for(|(done, _)| *done >= seen)
@@ -146,28 +160,34 @@ impl LogSync {
 }
 
 /// One sync at a time, each for every commit counted before it began.
-async fn run(sync: std::sync::Weak<LogSync>) {
+fn run(sync: std::sync::Weak<LogSync>) {
     loop {
         let Some(this) = sync.upgrade() else {
             return;
         };
         if this.wanted.load(Ordering::SeqCst) <= this.synced.borrow().0 {
-            // Woken by a caller; the timeout only lets a dropped `LogSync` end the task.
-            let woken = this.woken.notified();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), woken).await;
+            // Woken by a caller; the timeout only lets a dropped `LogSync` end the thread.
+            let woken = this
+                .woken
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (mut woken, _) = this
+                .wake
+                .wait_timeout_while(woken, Duration::from_secs(1), |woken| !*woken)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *woken = false;
             continue;
         }
         let covered = this.commits.load(Ordering::SeqCst);
-        let wal = this.wal.clone();
-        let outcome = tokio::task::spawn_blocking(move || sync_file(&wal)).await;
-        let ok = match outcome {
+        // A panic must not end the thread: its waiters would wait for ever.
+        let ok = match std::panic::catch_unwind(|| sync_file(&this.wal)) {
             Ok(Ok(())) => true,
             Ok(Err(err)) => {
                 tracing::error!(error = %err, "syncing the SQLite log failed");
                 false
             }
-            Err(err) => {
-                tracing::error!(error = %err, "the SQLite log sync panicked");
+            Err(_) => {
+                tracing::error!("the SQLite log sync panicked");
                 false
             }
         };
@@ -195,7 +215,7 @@ mod tests {
         let database = dir.path().join("app.db");
         std::fs::write(dir.path().join("app.db-wal"), b"frames").unwrap();
         let commits = CommitCounter::new();
-        (LogSync::start(database, commits), commits)
+        (LogSync::start(database, commits).unwrap(), commits)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +274,7 @@ mod tests {
     async fn no_log_yet_is_nothing_to_sync() {
         let dir = tempfile::tempdir().unwrap();
         let commits = CommitCounter::new();
-        let sync = LogSync::start(dir.path().join("fresh.db"), commits);
+        let sync = LogSync::start(dir.path().join("fresh.db"), commits).unwrap();
         commits.count();
         sync.durable().await.unwrap();
         assert_eq!(sync.syncs(), 1);
@@ -266,7 +286,7 @@ mod tests {
         let not_a_folder = dir.path().join("file");
         std::fs::write(&not_a_folder, b"").unwrap();
         let commits = CommitCounter::new();
-        let sync = LogSync::start(not_a_folder.join("app.db"), commits);
+        let sync = LogSync::start(not_a_folder.join("app.db"), commits).unwrap();
         commits.count();
         assert!(sync.durable().await.is_err());
     }

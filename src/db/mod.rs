@@ -307,7 +307,10 @@ impl Db {
                             .into(),
                         )));
                     }
-                    Some(LogSync::start(file, commits))
+                    Some(
+                        LogSync::start(file, commits)
+                            .map_err(|err| ConnectError::Connect(sqlx::Error::Io(err)))?,
+                    )
                 } else {
                     None
                 };
